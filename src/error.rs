@@ -1,0 +1,108 @@
+//! The one public error type, and its stable codes for the command line.
+
+use std::path::PathBuf;
+
+/// The result of every fallible d1vec call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a d1vec call can report. Each variant names the problem (the limit, the
+/// given value, the object) so that a user can act on it without reading the source.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tenant session tried to reach something outside its scope. Nothing was changed.
+    #[error("tenant `{tenant}` may not access {object}")]
+    TenantViolation {
+        /// The session's tenant.
+        tenant: String,
+        /// What was refused (a table, a statement kind, another tenant's rows).
+        object: String,
+    },
+    /// A D1 limit was exceeded.
+    #[error("{what} is {got}, limit is {limit}")]
+    LimitExceeded {
+        /// What was measured.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+        /// The value given.
+        got: usize,
+    },
+    /// SQL that D1 refuses (transactions in user SQL, ATTACH, reserved `_cf_` names, …).
+    #[error("not allowed on D1: {0}")]
+    NotAllowed(String),
+    /// The SQL could not be split into statements.
+    #[error("invalid SQL script: {0}")]
+    Split(#[from] crate::sql::split::SplitError),
+    /// An input value was not valid (a tenant id, a cursor, a date, a bound value).
+    #[error("invalid {what}: {reason}")]
+    InvalidInput {
+        /// Which input.
+        what: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A migration failed; it was rolled back and later migrations were not applied.
+    #[error("migration `{name}` failed: {source}")]
+    Migration {
+        /// The migration's name, relative to its folder.
+        name: String,
+        /// The underlying failure.
+        #[source]
+        source: Box<Error>,
+    },
+    /// An I/O failure, with the path it concerned.
+    #[error("I/O on {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite reported an error (syntax, constraint, missing table, …).
+    #[error("{0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A row could not be converted to the requested Rust type.
+    #[error("cannot convert row: {0}")]
+    Decode(#[from] serde_json::Error),
+    /// Writing an export failed.
+    #[error(transparent)]
+    Export(#[from] crate::sql::export::ExportError),
+}
+
+/// Stable numeric codes for the command line's JSON errors (`{"code": N, "error": "..."}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Input the caller can fix.
+    BadRequest = 400,
+    /// A tenant reached outside its scope.
+    Forbidden = 403,
+    /// Something went wrong inside (I/O, corrupt state).
+    Internal = 500,
+}
+
+impl Error {
+    /// The stable code the command line prints with this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::TenantViolation { .. } => ErrorCode::Forbidden,
+            Error::Io { .. } => ErrorCode::Internal,
+            Error::Migration { source, .. } => source.code(),
+            _ => ErrorCode::BadRequest,
+        }
+    }
+
+    pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            what,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+}
