@@ -1,0 +1,7 @@
+#!/bin/sh
+# 60-second smoke run of every fuzz target (needs cargo-fuzz and a nightly toolchain).
+set -eu
+cd "$(dirname "$0")"
+for target in sql_split; do
+    cargo +nightly fuzz run "$target" "corpus/$target" -- -max_total_time=60
+done
