@@ -1,0 +1,167 @@
+//! [`Database`]: one SQLite file opened the way D1 runs it, and the door to tenant sessions.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::sql::conn::{location_path, ConnOptions, Location, SqlConn};
+use crate::sql::export::{export_sql, ExportOptions};
+use crate::sql::migrate::{self, Migration, MigrationStatus};
+use crate::sql::statement::{self, Statement};
+use crate::sql::{D1Result, ExecResult};
+use crate::tenant::TenantSession;
+
+/// An open d1vec database: the admin (unscoped) SQL surface, and [`Database::tenant`] for
+/// scoped sessions.
+///
+/// ```
+/// # fn main() -> d1vec::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = d1vec::Database::open(dir.path().join("app.sqlite"))?;
+/// db.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('hi')")?;
+/// let first = db.prepare("SELECT body FROM notes WHERE id = ?1").bind([1]).first()?;
+/// assert_eq!(first.unwrap()["body"], "hi");
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Database {
+    location: Location,
+    options: ConnOptions,
+    admin: SqlConn,
+}
+
+/// Options for opening a [`Database`]; see [`Database::builder`].
+#[derive(Debug, Clone)]
+pub struct DatabaseBuilder {
+    options: ConnOptions,
+}
+
+impl Default for DatabaseBuilder {
+    fn default() -> Self {
+        DatabaseBuilder {
+            options: ConnOptions {
+                busy_timeout: Duration::from_secs(5),
+                synchronous_full: false,
+            },
+        }
+    }
+}
+
+impl DatabaseBuilder {
+    /// How long a statement waits for another connection's write lock. Default 5 s.
+    pub fn busy_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.options.busy_timeout = timeout;
+        self
+    }
+
+    /// `PRAGMA synchronous = FULL` (survives power loss) instead of the default `NORMAL`
+    /// (survives a process crash; WAL mode).
+    pub fn synchronous_full(&mut self, full: bool) -> &mut Self {
+        self.options.synchronous_full = full;
+        self
+    }
+
+    /// Opens (creating if missing) the database file at `path`, and its parent folders.
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Database> {
+        Database::with(
+            Location::File(path.as_ref().to_path_buf()),
+            self.options.clone(),
+        )
+    }
+
+    /// Opens a new private in-memory database. Tenant sessions of it share its data.
+    pub fn open_in_memory(&self) -> Result<Database> {
+        let name = format!(
+            "d1vec-{}",
+            crate::tenant::guard::new_secret()
+                .map_err(|e| Error::invalid("randomness", e.to_string()))?
+        );
+        Database::with(Location::Memory(name), self.options.clone())
+    }
+}
+
+impl Database {
+    /// Options for opening a database.
+    pub fn builder() -> DatabaseBuilder {
+        DatabaseBuilder::default()
+    }
+
+    /// Opens (creating if missing) the database file at `path`: WAL mode, foreign keys on,
+    /// a 5 s busy timeout.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        Self::builder().open(path)
+    }
+
+    /// Opens a new private in-memory database.
+    pub fn open_in_memory() -> Result<Database> {
+        Self::builder().open_in_memory()
+    }
+
+    fn with(location: Location, options: ConnOptions) -> Result<Database> {
+        let admin = SqlConn::open(&location, &options)?;
+        Ok(Database {
+            location,
+            options,
+            admin,
+        })
+    }
+
+    /// The database file, or `None` for an in-memory database.
+    pub fn path(&self) -> Option<PathBuf> {
+        location_path(&self.location).map(Path::to_path_buf)
+    }
+
+    /// Prepares a statement, as D1's `db.prepare(sql)`.
+    pub fn prepare(&self, sql: &str) -> Statement<'_> {
+        Statement::new(&self.admin, sql)
+    }
+
+    /// Runs statements atomically, as D1's `db.batch([...])`.
+    pub fn batch(&self, statements: &[Statement<'_>]) -> Result<Vec<D1Result>> {
+        statement::batch(&self.admin, statements)
+    }
+
+    /// Runs a script atomically, as D1's `db.exec(sql)`.
+    pub fn exec(&self, script: &str) -> Result<ExecResult> {
+        statement::exec(&self.admin, script)
+    }
+
+    /// Runs a script atomically and returns every statement's result, as
+    /// `wrangler d1 execute` does: one `BEGIN`/`COMMIT` pair from `sqlite3 .dump` is
+    /// stripped, and any failure rolls back every statement.
+    pub fn execute(&self, script: &str) -> Result<Vec<D1Result>> {
+        statement::execute_script(&self.admin, script)
+    }
+
+    /// A session scoped to `tenant`: see [`TenantSession`].
+    pub fn tenant(&self, tenant: &str) -> Result<TenantSession> {
+        TenantSession::open(&self.location, &self.options, tenant)
+    }
+
+    /// Applies the pending migrations of `migrations` (see [`crate::sql::migrate`]);
+    /// returns the names applied.
+    pub fn apply_migrations(&self, migrations: &[Migration]) -> Result<Vec<String>> {
+        migrate::apply(&self.admin, migrations)
+    }
+
+    /// Every migration of `migrations` and when it was applied.
+    pub fn migration_status(&self, migrations: &[Migration]) -> Result<Vec<MigrationStatus>> {
+        migrate::list(&self.admin, migrations)
+    }
+
+    /// Writes the database as SQL that `wrangler d1 execute --file` accepts; returns the
+    /// number of rows written.
+    pub fn export_sql(&self, options: &ExportOptions, out: &mut dyn std::io::Write) -> Result<u64> {
+        self.admin
+            .internal_tx(|tx| Ok(export_sql(tx, options, out)?))
+    }
+
+    /// Recomputes the daily rollup tables for `range` in one transaction.
+    pub fn rollup(
+        &self,
+        range: &crate::rollup::RollupRange,
+    ) -> Result<crate::rollup::RollupReport> {
+        self.admin
+            .internal_tx(|tx| Ok(crate::rollup::recompute(tx, range)?))
+    }
+}

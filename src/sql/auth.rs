@@ -1,0 +1,277 @@
+//! The SQLite authorizer every d1vec connection runs under.
+//!
+//! SQLite calls the authorizer while it compiles a statement, once per table column read,
+//! row written, function called or schema object touched, and names the innermost view or
+//! trigger responsible for the access. Two policies stack here:
+//!
+//! - **D1's rules**, on every connection: no `BEGIN`/`COMMIT`/`SAVEPOINT` in user SQL (the
+//!   engine wraps each call in one transaction), no `ATTACH`/`DETACH`, no `TEMP` objects,
+//!   no names starting with `_cf_`, only D1's allow-listed PRAGMAs, no `load_extension`.
+//! - **A tenant's scope**, on a tenant session's connection: a base table in `main` may be
+//!   read or written only by the session's own views and triggers, whose names carry a
+//!   random per-session secret ([`TenantPolicy::secret`]). A user cannot name a CTE or view
+//!   after them without knowing the secret, which never leaves the session (error messages
+//!   are scrubbed of it). No PRAGMA, no schema change, no `sqlite_*` table, no `EXPLAIN`.
+//!
+//! The engine's own statements (transaction control, building the session's views) run in
+//! *internal* mode, where everything is allowed.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+
+/// PRAGMAs D1 allows in user SQL (workerd's allow-list).
+const D1_PRAGMAS: &[&str] = &[
+    "data_version",
+    "page_size",
+    "table_list",
+    "table_info",
+    "table_xinfo",
+    "case_sensitive_like",
+    "foreign_keys",
+    "defer_foreign_keys",
+    "ignore_check_constraints",
+    "legacy_alter_table",
+    "recursive_triggers",
+    "reverse_unordered_selects",
+    "foreign_key_check",
+    "foreign_key_list",
+    "index_info",
+    "index_list",
+    "index_xinfo",
+    "quick_check",
+    "optimize",
+];
+
+/// Table-valued functions that read only their arguments, never stored data.
+const SAFE_TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree", "jsonb_each", "jsonb_tree"];
+
+/// Why the authorizer refused a statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Denial {
+    /// D1 itself refuses this SQL.
+    D1(String),
+    /// The statement reaches outside the tenant's scope; names what it reached for.
+    Tenant(String),
+}
+
+/// What a tenant session's connection may touch.
+#[derive(Debug)]
+pub(crate) struct TenantPolicy {
+    /// The random token in the names of the session's own views and triggers.
+    pub secret: String,
+    /// Lower-cased names of the user-visible views that accept writes.
+    pub writable_views: HashSet<String>,
+    /// Lower-cased names of all the user-visible views.
+    pub readable_views: HashSet<String>,
+}
+
+impl TenantPolicy {
+    /// The prefix of every object the session creates for itself.
+    pub fn prefix(&self) -> String {
+        format!("d1vec_{}_", self.secret)
+    }
+
+    fn is_ours(&self, accessor: Option<&str>) -> bool {
+        accessor.is_some_and(|a| a.starts_with(&self.prefix()))
+    }
+
+    /// Whether `name` is one of the session's own views (inner or outer).
+    fn is_view(&self, name: &str) -> bool {
+        name.starts_with(&self.prefix()) || self.readable_views.contains(&name.to_ascii_lowercase())
+    }
+
+    /// `text` with the secret taken out, fit for an error message.
+    pub fn scrub(&self, text: &str) -> String {
+        text.replace(&self.prefix(), "").replace(&self.secret, "")
+    }
+}
+
+/// Shared between a connection's authorizer callback and the code that runs statements.
+#[derive(Debug, Default)]
+pub(crate) struct AuthState {
+    internal: AtomicBool,
+    denial: Mutex<Option<Denial>>,
+    tenant: Mutex<Option<Arc<TenantPolicy>>>,
+    /// The rowid most recently inserted by a tenant session's INSTEAD OF trigger.
+    pub noted_rowid: AtomicI64,
+    /// Whether a trigger noted a rowid during the current statement.
+    pub noted: AtomicBool,
+}
+
+/// Restores user mode when dropped.
+pub(crate) struct InternalGuard<'a>(&'a AuthState);
+
+impl Drop for InternalGuard<'_> {
+    fn drop(&mut self) {
+        self.0.internal.store(false, Ordering::SeqCst);
+    }
+}
+
+impl AuthState {
+    /// Runs the engine's own statements until the guard drops.
+    pub fn internal(&self) -> InternalGuard<'_> {
+        self.internal.store(true, Ordering::SeqCst);
+        InternalGuard(self)
+    }
+
+    /// Puts the connection under a tenant's scope.
+    pub fn set_tenant(&self, policy: Arc<TenantPolicy>) {
+        *self.tenant.lock().unwrap_or_else(|e| e.into_inner()) = Some(policy);
+    }
+
+    /// The tenant policy, if this is a tenant session's connection.
+    pub fn tenant(&self) -> Option<Arc<TenantPolicy>> {
+        self.tenant
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Forgets the previous statement's refusal and noted rowid.
+    pub fn begin_statement(&self) {
+        *self.denial.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.noted.store(false, Ordering::SeqCst);
+    }
+
+    /// The first refusal since [`AuthState::begin_statement`].
+    pub fn take_denial(&self) -> Option<Denial> {
+        self.denial.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn deny(&self, why: Denial) -> Authorization {
+        let mut slot = self.denial.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(why);
+        }
+        Authorization::Deny
+    }
+
+    /// The authorizer callback.
+    pub fn authorize(&self, ctx: &AuthContext<'_>) -> Authorization {
+        if self.internal.load(Ordering::SeqCst) {
+            return Authorization::Allow;
+        }
+        if let Some(why) = d1_refusal(ctx) {
+            return self.deny(Denial::D1(why));
+        }
+        match self.tenant() {
+            None => Authorization::Allow,
+            Some(policy) => match tenant_refusal(&policy, ctx) {
+                None => Authorization::Allow,
+                Some(what) => self.deny(Denial::Tenant(policy.scrub(&what))),
+            },
+        }
+    }
+}
+
+fn reserved(name: &str) -> bool {
+    name.len() >= 4 && name[..4].eq_ignore_ascii_case("_cf_")
+}
+
+fn internal_table(name: &str) -> bool {
+    name.len() >= 7 && name[..7].eq_ignore_ascii_case("sqlite_")
+}
+
+/// D1's own refusals, applied on every connection.
+fn d1_refusal(ctx: &AuthContext<'_>) -> Option<String> {
+    use AuthAction as A;
+    let named = |name: &str| {
+        reserved(name).then(|| format!("`{name}`: names starting with _cf_ are reserved"))
+    };
+    match ctx.action {
+        A::Transaction { .. } | A::Savepoint { .. } => Some(
+            "transaction statements (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE); each call already runs in one transaction, use batch() to group statements".into(),
+        ),
+        A::Attach { .. } | A::Detach { .. } => Some("ATTACH and DETACH".into()),
+        A::CreateTempTable { .. }
+        | A::CreateTempIndex { .. }
+        | A::CreateTempTrigger { .. }
+        | A::CreateTempView { .. } => Some("TEMP tables, views, triggers and indexes".into()),
+        A::Function { function_name } if function_name.eq_ignore_ascii_case("load_extension") => {
+            Some("load_extension()".into())
+        }
+        A::Pragma { pragma_name, pragma_value } => {
+            let name = pragma_name.to_ascii_lowercase();
+            if !D1_PRAGMAS.contains(&name.as_str())
+                || (name == "page_size" && pragma_value.is_some())
+            {
+                Some(format!("PRAGMA {name}"))
+            } else {
+                None
+            }
+        }
+        A::Read { table_name, .. }
+        | A::Insert { table_name }
+        | A::Update { table_name, .. }
+        | A::Delete { table_name }
+        | A::CreateTable { table_name }
+        | A::DropTable { table_name }
+        | A::Analyze { table_name }
+        | A::AlterTable { table_name, .. }
+        | A::CreateVtable { table_name, .. }
+        | A::DropVtable { table_name, .. } => named(table_name),
+        A::CreateIndex { index_name, table_name } | A::DropIndex { index_name, table_name } => {
+            named(index_name).or_else(|| named(table_name))
+        }
+        A::CreateTrigger { trigger_name, table_name } | A::DropTrigger { trigger_name, table_name } => {
+            named(trigger_name).or_else(|| named(table_name))
+        }
+        A::CreateView { view_name } | A::DropView { view_name } => named(view_name),
+        _ => None,
+    }
+}
+
+/// A tenant session's refusals: what `ctx` reaches that lies outside the tenant's scope.
+fn tenant_refusal(policy: &TenantPolicy, ctx: &AuthContext<'_>) -> Option<String> {
+    use AuthAction as A;
+    let db = ctx.database_name.unwrap_or("main");
+    let ours = policy.is_ours(ctx.accessor);
+    match ctx.action {
+        A::Select | A::Recursive => None,
+        A::Function { .. } => None,
+        A::Read { table_name, .. } => {
+            let through_our_views = (db.eq_ignore_ascii_case("main") && ours)
+                || (db.eq_ignore_ascii_case("temp") && policy.is_view(table_name));
+            let safe_function = SAFE_TABLE_FUNCTIONS
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(table_name));
+            if internal_table(table_name) {
+                Some(format!("SQLite's internal table `{table_name}`"))
+            } else if through_our_views || safe_function {
+                None
+            } else {
+                Some(format!("table `{table_name}` outside the tenant's views"))
+            }
+        }
+        A::Insert { table_name } | A::Update { table_name, .. } | A::Delete { table_name } => {
+            let to_view = db.eq_ignore_ascii_case("temp")
+                && ctx.accessor.is_none()
+                && policy
+                    .writable_views
+                    .contains(&table_name.to_ascii_lowercase());
+            let from_trigger = db.eq_ignore_ascii_case("main") && ours;
+            if internal_table(table_name) {
+                Some("schema changes".into())
+            } else if to_view || from_trigger {
+                None
+            } else {
+                Some(format!("writing `{table_name}`"))
+            }
+        }
+        A::Pragma { pragma_name, .. } => Some(format!("PRAGMA {pragma_name}")),
+        A::Analyze { .. } => Some("ANALYZE".into()),
+        A::Reindex { .. } => Some("REINDEX".into()),
+        _ => Some("schema changes".into()),
+    }
+}
+
+/// Installs `state`'s authorizer on `conn`.
+pub(crate) fn install(
+    conn: &mut rusqlite::Connection,
+    state: Arc<AuthState>,
+) -> rusqlite::Result<()> {
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| state.authorize(&ctx)))
+}

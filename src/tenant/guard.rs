@@ -1,0 +1,239 @@
+//! The only door from a tenant session to tenant tables.
+//!
+//! For every table in `main`, the session's connection gets, in its `temp` schema:
+//!
+//! - an *inner* view `d1vec_<secret>_<table>` that reads `main.<table>` restricted to the
+//!   tenant's rows (or, for shared rollups, to rows with `tenant_count >= 5`), leaving out
+//!   hidden columns;
+//! - an *outer* view named like the table, reading the inner view. Unqualified names
+//!   resolve to `temp` before `main`, so the application's SQL runs unchanged;
+//! - for tenant-private tables, `INSTEAD OF` triggers on the outer view named
+//!   `d1vec_<secret>_<table>_{ins,upd,del}` that stamp and check `tenant_id` and refuse any
+//!   write whose key collides with another tenant's row (so `REPLACE` cannot delete it).
+//!
+//! The authorizer ([`crate::sql::auth`]) then allows a base table to be touched only when
+//! SQLite names one of these secret-named objects as responsible. A CTE or subquery the
+//! user writes carries a name the user chose, which cannot match the secret.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use rusqlite::Connection;
+
+use crate::catalog::{classify, Access, TableSpec, K_ANONYMITY};
+use crate::sql::auth::TenantPolicy;
+
+/// A column of a base table.
+#[derive(Debug, Clone)]
+struct Column {
+    name: String,
+    default: Option<String>,
+    pk: usize,
+}
+
+/// Quotes an identifier for SQL.
+pub(crate) fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes a string literal for SQL.
+pub(crate) fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn user_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM main.sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+    )?;
+    let names = stmt.query_map([], |r| r.get(0))?;
+    names.collect()
+}
+
+fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {
+    let mut stmt =
+        conn.prepare("SELECT name, dflt_value, pk FROM pragma_table_info(?1, 'main')")?;
+    let cols = stmt.query_map([table], |r| {
+        Ok(Column {
+            name: r.get(0)?,
+            default: r.get(1)?,
+            pk: r.get::<_, i64>(2)?.try_into().unwrap_or(0),
+        })
+    })?;
+    cols.collect()
+}
+
+/// The column sets of `table`'s unique indexes that do not contain `tenant_id`, plus its
+/// integer primary key (which has no index of its own).
+fn unique_keys_without_tenant(
+    conn: &Connection,
+    table: &str,
+    cols: &[Column],
+) -> rusqlite::Result<Vec<Vec<String>>> {
+    let mut keys = Vec::new();
+    let mut list =
+        conn.prepare("SELECT name FROM pragma_index_list(?1, 'main') WHERE \"unique\" = 1")?;
+    let index_names: Vec<String> = list
+        .query_map([table], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut info = conn.prepare("SELECT name FROM pragma_index_info(?1, 'main') ORDER BY seqno")?;
+    for index in index_names {
+        let key: Vec<Option<String>> = info
+            .query_map([&index], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        // An expression column (None) cannot be checked here; the tenant_id stamp still holds.
+        let key: Vec<String> = key.into_iter().flatten().collect();
+        if !key.is_empty() && !key.iter().any(|c| c.eq_ignore_ascii_case("tenant_id")) {
+            keys.push(key);
+        }
+    }
+    let pks: Vec<&Column> = cols.iter().filter(|c| c.pk > 0).collect();
+    if pks.len() == 1 && !keys.iter().any(|k| k.len() == 1 && k[0] == pks[0].name) {
+        keys.push(vec![pks[0].name.clone()]);
+    }
+    Ok(keys)
+}
+
+/// The SQL that builds a tenant session's views and triggers, and the names of the views
+/// that accept writes.
+pub(crate) fn build_scope(
+    conn: &Connection,
+    tenant: &str,
+    policy_secret: &str,
+) -> rusqlite::Result<(String, HashSet<String>, HashSet<String>)> {
+    let prefix = format!("d1vec_{policy_secret}_");
+    let tid = literal(tenant);
+    let note = ident(&format!("{prefix}note"));
+    let mut sql = String::new();
+    let mut writable = HashSet::new();
+    let mut readable = HashSet::new();
+    for table in user_tables(conn)? {
+        let cols = columns(conn, &table)?;
+        let has_tenant = cols
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case("tenant_id"));
+        let access = classify(&table, has_tenant);
+        let hidden: &[&str] =
+            crate::catalog::bundled(&table).map_or(&[], |s: &TableSpec| s.hidden_columns);
+        let visible: Vec<&Column> = cols
+            .iter()
+            .filter(|c| !hidden.iter().any(|h| h.eq_ignore_ascii_case(&c.name)))
+            .collect();
+        let list = visible
+            .iter()
+            .map(|c| ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let base = format!("main.{}", ident(&table));
+        let inner = ident(&format!("{prefix}{table}"));
+        let outer = ident(&table);
+        let filter = match access {
+            Access::Hidden => continue,
+            Access::TenantPrivate | Access::TenantReadOnly if has_tenant => {
+                format!(" WHERE tenant_id = {tid}")
+            }
+            Access::TenantPrivate | Access::TenantReadOnly => continue,
+            Access::Shared => String::new(),
+            Access::SharedKAnonymous => format!(" WHERE tenant_count >= {K_ANONYMITY}"),
+        };
+        let _ = writeln!(
+            sql,
+            "CREATE TEMP VIEW {inner} AS SELECT {list} FROM {base}{filter};"
+        );
+        let _ = writeln!(
+            sql,
+            "CREATE TEMP VIEW {outer} AS SELECT {list} FROM {inner};"
+        );
+        readable.insert(table.to_ascii_lowercase());
+        let pk: Vec<&Column> = cols.iter().filter(|c| c.pk > 0).collect();
+        if access != Access::TenantPrivate || pk.is_empty() || !hidden.is_empty() {
+            continue;
+        }
+        writable.insert(table.to_ascii_lowercase());
+        // Refuse a key that another tenant's row already holds: with OR REPLACE it would
+        // delete that row, without it the UNIQUE error is the same information anyway.
+        let mut collisions = String::new();
+        for key in unique_keys_without_tenant(conn, &table, &cols)? {
+            let cond = key
+                .iter()
+                .map(|c| format!("{0} = NEW.{0}", ident(c)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let _ = write!(
+                collisions,
+                " SELECT RAISE(ABORT, 'd1vec tenant guard: a key of {t} held by another tenant') WHERE EXISTS (SELECT 1 FROM {base} WHERE {cond} AND tenant_id IS NOT {tid});",
+                t = table.replace('\'', "''"),
+            );
+        }
+        let stamp = format!(" SELECT RAISE(ABORT, 'd1vec tenant guard: rows of {t} with another tenant_id') WHERE NEW.tenant_id IS NOT NULL AND NEW.tenant_id IS NOT {tid};", t = table.replace('\'', "''"));
+        let names = cols
+            .iter()
+            .map(|c| ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let values = cols
+            .iter()
+            .map(|c| {
+                if c.name.eq_ignore_ascii_case("tenant_id") {
+                    tid.clone()
+                } else {
+                    match &c.default {
+                        Some(d) => format!("COALESCE(NEW.{}, {d})", ident(&c.name)),
+                        None => format!("NEW.{}", ident(&c.name)),
+                    }
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let by_pk = pk
+            .iter()
+            .map(|c| format!("{0} IS OLD.{0}", ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let sets = cols
+            .iter()
+            .filter(|c| !c.name.eq_ignore_ascii_case("tenant_id"))
+            .map(|c| format!("{0} = NEW.{0}", ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            sql,
+            "CREATE TEMP TRIGGER {trg} INSTEAD OF INSERT ON {outer} BEGIN{stamp}{collisions} INSERT INTO {base} ({names}) VALUES ({values}); SELECT {note}(last_insert_rowid()); END;",
+            trg = ident(&format!("{prefix}{table}_ins")),
+        );
+        let _ = writeln!(
+            sql,
+            "CREATE TEMP TRIGGER {trg} INSTEAD OF UPDATE ON {outer} BEGIN SELECT RAISE(ABORT, 'd1vec tenant guard: tenant_id of {t} cannot change') WHERE NEW.tenant_id IS NOT OLD.tenant_id;{collisions} UPDATE {base} SET {sets} WHERE {by_pk} AND tenant_id = {tid}; END;",
+            trg = ident(&format!("{prefix}{table}_upd")),
+            t = table.replace('\'', "''"),
+        );
+        let _ = writeln!(
+            sql,
+            "CREATE TEMP TRIGGER {trg} INSTEAD OF DELETE ON {outer} BEGIN DELETE FROM {base} WHERE {by_pk} AND tenant_id = {tid}; END;",
+            trg = ident(&format!("{prefix}{table}_del")),
+        );
+    }
+    Ok((sql, writable, readable))
+}
+
+/// A fresh random secret: 128 bits as 32 hex digits.
+pub(crate) fn new_secret() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().fold(String::with_capacity(32), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    }))
+}
+
+/// Builds a policy for a new session.
+pub(crate) fn policy(
+    secret: String,
+    writable_views: HashSet<String>,
+    readable_views: HashSet<String>,
+) -> TenantPolicy {
+    TenantPolicy {
+        secret,
+        writable_views,
+        readable_views,
+    }
+}

@@ -1,0 +1,121 @@
+//! Tenant sessions: SQL that reads and writes only one tenant's rows.
+//!
+//! A [`TenantSession`] owns its own SQLite connection. When it opens, it builds views and
+//! triggers in that connection's `temp` schema that shadow every table (`tenant::guard`), then
+//! puts the connection under an authorizer that lets base tables be reached only through
+//! them (`sql::auth`, see ARCHITECTURE.md). Isolation therefore does not depend on the caller writing
+//! `WHERE tenant_id = ?`: the application's SQL runs unchanged and sees one tenant.
+
+pub(crate) mod guard;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use rusqlite::functions::FunctionFlags;
+
+use crate::error::{Error, Result};
+use crate::sql::conn::{ConnOptions, Location, SqlConn};
+use crate::sql::statement::{self, Statement};
+use crate::sql::{D1Result, ExecResult};
+
+/// The longest tenant id accepted, in bytes.
+pub const MAX_TENANT_ID_BYTES: usize = 128;
+
+/// Checks a tenant id: 1 to 128 bytes, no control characters.
+pub fn validate_tenant_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > MAX_TENANT_ID_BYTES {
+        return Err(Error::invalid(
+            "tenant id",
+            format!("must be 1 to {MAX_TENANT_ID_BYTES} bytes, got {}", id.len()),
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "tenant id",
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A connection scoped to one tenant. Everything run through it sees only that tenant's
+/// rows of tenant-owned tables, the shared tables, and the shared rollups where at least
+/// [`crate::catalog::K_ANONYMITY`] tenants stand behind a row. Anything that would reach
+/// further fails with [`Error::TenantViolation`] and changes nothing.
+///
+/// ```
+/// # fn main() -> d1vec::Result<()> {
+/// let db = d1vec::Database::open_in_memory()?;
+/// db.apply_migrations(&d1vec::sql::migrate::bundled())?;
+/// db.prepare("INSERT INTO tenants (tenant_id, name, plan, region) VALUES (?1, ?2, 'pro', 'eu')")
+///     .bind(["t_acme", "Acme"]).run()?;
+/// let acme = db.tenant("t_acme")?;
+/// acme.prepare("INSERT INTO campaigns (campaign_id, name) VALUES ('c1', 'Launch')").run()?;
+/// let rows = acme.prepare("SELECT tenant_id, name FROM campaigns").all()?;
+/// assert_eq!(rows.results[0]["tenant_id"], "t_acme");
+/// assert!(acme.prepare("SELECT * FROM main.campaigns").all().is_err());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct TenantSession {
+    tenant: String,
+    conn: SqlConn,
+}
+
+impl TenantSession {
+    pub(crate) fn open(location: &Location, opts: &ConnOptions, tenant: &str) -> Result<Self> {
+        validate_tenant_id(tenant)?;
+        let mut conn = SqlConn::open(location, opts)?;
+        conn.set_tenant_name(tenant);
+        let secret =
+            guard::new_secret().map_err(|e| Error::invalid("randomness", e.to_string()))?;
+        let state = Arc::clone(&conn.auth);
+        let note_name = format!("d1vec_{secret}_note");
+        let (script, writable, readable) = conn.internal(|c| {
+            c.create_scalar_function(
+                note_name.as_str(),
+                1,
+                FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY,
+                move |ctx| {
+                    let rowid: i64 = ctx.get(0)?;
+                    state.noted_rowid.store(rowid, Ordering::SeqCst);
+                    state.noted.store(true, Ordering::SeqCst);
+                    Ok(rowid)
+                },
+            )?;
+            guard::build_scope(c, tenant, &secret)
+        })?;
+        conn.internal(|c| c.execute_batch(&script))?;
+        conn.auth
+            .set_tenant(Arc::new(guard::policy(secret, writable, readable)));
+        Ok(TenantSession {
+            tenant: tenant.to_owned(),
+            conn,
+        })
+    }
+
+    /// The tenant this session is scoped to.
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant
+    }
+
+    /// Prepares a statement, as D1's `db.prepare(sql)`.
+    pub fn prepare(&self, sql: &str) -> Statement<'_> {
+        Statement::new(&self.conn, sql)
+    }
+
+    /// Runs statements atomically, as D1's `db.batch([...])`.
+    pub fn batch(&self, statements: &[Statement<'_>]) -> Result<Vec<D1Result>> {
+        statement::batch(&self.conn, statements)
+    }
+
+    /// Runs a script of statements atomically, as D1's `db.exec(sql)`.
+    pub fn exec(&self, script: &str) -> Result<ExecResult> {
+        statement::exec(&self.conn, script)
+    }
+
+    /// Runs a script atomically and returns every statement's result (`d1 execute`).
+    pub fn execute(&self, script: &str) -> Result<Vec<D1Result>> {
+        statement::execute_script(&self.conn, script)
+    }
+}
