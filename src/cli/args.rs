@@ -1,0 +1,147 @@
+//! The command line's flags, as clap parses them. Help text comes from these doc comments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// d1vec: Cloudflare D1 and Vectorize, embedded and offline.
+#[derive(Debug, Parser)]
+#[command(name = "d1vec", version, about, long_about = None)]
+pub struct Cli {
+    /// The database file (created if missing), like wrangler's local state.
+    #[arg(
+        long,
+        global = true,
+        env = "D1VEC_DB",
+        default_value = ".d1vec/db.sqlite"
+    )]
+    pub db: PathBuf,
+    /// Run the command inside this tenant's session: only its rows are reachable.
+    #[arg(long, global = true, env = "D1VEC_TENANT")]
+    pub tenant: Option<String>,
+    /// Print machine-readable JSON on stdout (errors as {"code", "error"} on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// D1 commands, as `wrangler d1`.
+    D1 {
+        /// The D1 command.
+        #[command(subcommand)]
+        command: D1Command,
+    },
+    /// Recompute the daily rollup tables from raw events (idempotent).
+    Rollup(RollupArgs),
+}
+
+/// `d1vec d1 …`
+#[derive(Debug, Subcommand)]
+pub enum D1Command {
+    /// Run SQL in one transaction: all statements or none.
+    Execute(ExecuteArgs),
+    /// Manage migrations, as `wrangler d1 migrations`.
+    Migrations {
+        /// The migrations command.
+        #[command(subcommand)]
+        command: MigrationsCommand,
+    },
+    /// Write the database as SQL that `wrangler d1 execute --file` accepts.
+    Export(ExportArgs),
+    /// Page through a query's rows with an opaque cursor.
+    Page(PageArgs),
+}
+
+/// `d1 execute`
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ExecuteArgs {
+    /// SQL to run.
+    #[arg(long)]
+    pub command: Option<String>,
+    /// A file of SQL to run (a `sqlite3 .dump` works: its BEGIN/COMMIT pair is stripped).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+}
+
+/// Where migrations come from.
+#[derive(Debug, Args)]
+pub struct MigrationsDir {
+    /// A folder of `NNNN_name.sql` files; the bundled 30-table schema when omitted.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `d1 migrations …`
+#[derive(Debug, Subcommand)]
+pub enum MigrationsCommand {
+    /// List migrations and whether each is applied.
+    List(MigrationsDir),
+    /// Apply pending migrations in order; stop at the first failure.
+    Apply(MigrationsDir),
+    /// Create the next numbered migration file.
+    Create {
+        /// The migration's message (spaces become `_`).
+        name: String,
+        /// The folder to create it in.
+        #[arg(long, default_value = "migrations")]
+        dir: PathBuf,
+    },
+}
+
+/// `d1 export`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The file to write.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Only the schema.
+    #[arg(long, conflicts_with = "no_schema")]
+    pub no_data: bool,
+    /// Only the data.
+    #[arg(long)]
+    pub no_schema: bool,
+    /// Only these tables (repeatable).
+    #[arg(long = "table")]
+    pub tables: Vec<String>,
+}
+
+/// `d1 page`
+#[derive(Debug, Args)]
+pub struct PageArgs {
+    /// The query to page (without ORDER BY or LIMIT).
+    #[arg(long)]
+    pub command: String,
+    /// The column to order by.
+    #[arg(long)]
+    pub order_by: String,
+    /// A unique column that breaks ties.
+    #[arg(long)]
+    pub id_column: String,
+    /// Smallest first (default: largest first).
+    #[arg(long)]
+    pub asc: bool,
+    /// Rows per page.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// The cursor a previous page printed.
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+/// `rollup`
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct RollupArgs {
+    /// Recompute one day (YYYY-MM-DD).
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Recompute every day from this one on (YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<String>,
+}

@@ -1,0 +1,251 @@
+//! The `d1vec` command line: parse flags, run one command, print its result.
+
+pub mod args;
+pub mod output;
+
+use std::io::Write;
+
+use serde_json::{json, Value as Json};
+
+use crate::error::{Error, Result};
+use crate::rollup::{parse_date, RollupRange};
+use crate::sql::cursor::{page, PageSpec};
+use crate::sql::export::ExportOptions;
+use crate::sql::migrate::{self, Migration};
+use crate::sql::{D1Result, Session};
+use crate::Database;
+use args::{Cli, Command, D1Command, MigrationsCommand};
+
+/// What a command printed, before it is written out.
+enum Printed {
+    Json(Json),
+    Text(String),
+}
+
+/// Runs a parsed command line; returns the process's exit status.
+pub fn main_with(cli: Cli) -> std::process::ExitCode {
+    let json = cli.json;
+    match run(cli) {
+        Ok(out) => {
+            let text = match out {
+                Printed::Json(v) => serde_json::to_string_pretty(&v).unwrap_or_default(),
+                Printed::Text(t) => t,
+            };
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{text}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let mut stderr = std::io::stderr().lock();
+            if json {
+                let _ = writeln!(stderr, "{}", output::error_json(&e));
+            } else {
+                let _ = writeln!(stderr, "error: {e}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<Printed> {
+    let db = Database::open(&cli.db)?;
+    let tenant = cli.tenant.as_deref().map(|t| db.tenant(t)).transpose()?;
+    match cli.command {
+        Command::D1 { command } => match command {
+            D1Command::Execute(a) => {
+                let script = match (a.command, a.file) {
+                    (Some(sql), _) => sql,
+                    (None, Some(path)) => {
+                        std::fs::read_to_string(&path).map_err(Error::io(&path))?
+                    }
+                    (None, None) => {
+                        return Err(Error::invalid("arguments", "give --command or --file"))
+                    }
+                };
+                let results = match &tenant {
+                    Some(t) => t.execute(&script)?,
+                    None => db.execute(&script)?,
+                };
+                Ok(print_results(&results, cli.json))
+            }
+            D1Command::Migrations { command } => {
+                if tenant.is_some() {
+                    return Err(Error::TenantViolation {
+                        tenant: cli.tenant.unwrap_or_default(),
+                        object: "migrations".into(),
+                    });
+                }
+                migrations(&db, command, cli.json)
+            }
+            D1Command::Export(a) => {
+                if tenant.is_some() {
+                    return Err(Error::TenantViolation {
+                        tenant: cli.tenant.unwrap_or_default(),
+                        object: "a whole-database export".into(),
+                    });
+                }
+                let file = std::fs::File::create(&a.output).map_err(Error::io(&a.output))?;
+                let mut out = std::io::BufWriter::new(file);
+                let opts = ExportOptions {
+                    no_data: a.no_data,
+                    no_schema: a.no_schema,
+                    tables: a.tables,
+                };
+                let rows = db.export_sql(&opts, &mut out)?;
+                out.flush().map_err(Error::io(&a.output))?;
+                Ok(if cli.json {
+                    Printed::Json(json!({"output": a.output, "rows": rows}))
+                } else {
+                    Printed::Text(format!("Exported {rows} rows to {}", a.output.display()))
+                })
+            }
+            D1Command::Page(a) => {
+                let spec = PageSpec {
+                    sort_column: a.order_by,
+                    id_column: a.id_column,
+                    descending: !a.asc,
+                    limit: a.limit,
+                };
+                let session: &dyn PageOn = match &tenant {
+                    Some(t) => t,
+                    None => &db,
+                };
+                let p = session.page_of(&a.command, &spec, a.cursor.as_deref())?;
+                Ok(if cli.json {
+                    Printed::Json(serde_json::to_value(&p)?)
+                } else {
+                    let columns: Vec<String> = p
+                        .rows
+                        .first()
+                        .map(|r| r.keys().cloned().collect())
+                        .unwrap_or_default();
+                    let rows: Vec<Vec<Json>> = p
+                        .rows
+                        .iter()
+                        .map(|r| r.values().cloned().collect())
+                        .collect();
+                    let next = p
+                        .next_cursor
+                        .map_or("(last page)".to_owned(), |c| format!("next cursor: {c}"));
+                    Printed::Text(format!("{}\n{next}", output::table(&columns, &rows)))
+                })
+            }
+        },
+        Command::Rollup(a) => {
+            if tenant.is_some() {
+                return Err(Error::TenantViolation {
+                    tenant: cli.tenant.unwrap_or_default(),
+                    object: "rollups".into(),
+                });
+            }
+            let date = |s: String| {
+                parse_date(&s)
+                    .ok_or_else(|| Error::invalid("date", format!("`{s}` is not YYYY-MM-DD")))
+            };
+            let range = match (a.date, a.since) {
+                (Some(d), _) => RollupRange::Day(date(d)?),
+                (None, Some(s)) => RollupRange::Since(date(s)?),
+                (None, None) => RollupRange::All,
+            };
+            let report = db.rollup(&range)?;
+            Ok(if cli.json {
+                Printed::Json(serde_json::to_value(&report)?)
+            } else {
+                let rows: Vec<Vec<Json>> = report
+                    .tables
+                    .iter()
+                    .map(|(t, n)| vec![json!(t), json!(n)])
+                    .collect();
+                Printed::Text(output::table(&["table".into(), "rows".into()], &rows))
+            })
+        }
+    }
+}
+
+/// Paging on either kind of session, for the CLI's `dyn` dispatch.
+trait PageOn {
+    fn page_of(
+        &self,
+        sql: &str,
+        spec: &PageSpec,
+        cursor: Option<&str>,
+    ) -> Result<crate::sql::cursor::Page>;
+}
+impl<S: Session> PageOn for S {
+    fn page_of(
+        &self,
+        sql: &str,
+        spec: &PageSpec,
+        cursor: Option<&str>,
+    ) -> Result<crate::sql::cursor::Page> {
+        page(self, sql, &[], spec, cursor)
+    }
+}
+
+fn migrations(db: &Database, command: MigrationsCommand, json: bool) -> Result<Printed> {
+    let source = |dir: Option<std::path::PathBuf>| -> Result<Vec<Migration>> {
+        match dir {
+            Some(d) => migrate::discover(&d),
+            None => Ok(migrate::bundled()),
+        }
+    };
+    match command {
+        MigrationsCommand::List(a) => {
+            let status = db.migration_status(&source(a.dir)?)?;
+            Ok(if json {
+                Printed::Json(serde_json::to_value(&status)?)
+            } else {
+                let rows: Vec<Vec<Json>> = status
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            json!(s.name),
+                            json!(s.applied_at.clone().unwrap_or_else(|| "pending".into())),
+                        ]
+                    })
+                    .collect();
+                Printed::Text(output::table(&["name".into(), "applied_at".into()], &rows))
+            })
+        }
+        MigrationsCommand::Apply(a) => {
+            let applied = db.apply_migrations(&source(a.dir)?)?;
+            Ok(if json {
+                Printed::Json(json!({"applied": applied}))
+            } else if applied.is_empty() {
+                Printed::Text("No migrations to apply.".into())
+            } else {
+                Printed::Text(format!(
+                    "Applied {} migration(s): {}",
+                    applied.len(),
+                    applied.join(", ")
+                ))
+            })
+        }
+        MigrationsCommand::Create { name, dir } => {
+            let path = migrate::create(&dir, &name)?;
+            Ok(if json {
+                Printed::Json(json!({"created": path}))
+            } else {
+                Printed::Text(format!("Created {}", path.display()))
+            })
+        }
+    }
+}
+
+fn print_results(results: &[D1Result], json: bool) -> Printed {
+    if json {
+        return Printed::Json(serde_json::to_value(results).unwrap_or(Json::Null));
+    }
+    let mut parts = Vec::new();
+    for r in results {
+        if !r.columns.is_empty() {
+            parts.push(output::table(&r.columns, &r.raw()));
+        }
+    }
+    let changes: u64 = results.iter().map(|r| r.meta.changes).sum();
+    parts.push(format!(
+        "Executed {} statement(s); {changes} row(s) changed.",
+        results.len()
+    ));
+    Printed::Text(parts.join("\n"))
+}
