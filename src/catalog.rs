@@ -92,15 +92,19 @@ pub fn bundled(name: &str) -> Option<&'static TableSpec> {
         .find(|t| t.name.eq_ignore_ascii_case(name))
 }
 
-/// Classifies any table: bundled tables as listed; the migrations bookkeeping table and
-/// SQLite's internal tables as hidden; an application's own table as tenant-private when it
+/// Classifies any table: bundled tables as listed; the migrations bookkeeping table, the
+/// vector engine's `d1vec_` tables and SQLite's internal tables as hidden; an application's own table as tenant-private when it
 /// has a `tenant_id` column and shared read-only otherwise.
 pub fn classify(name: &str, has_tenant_id: bool) -> Access {
     if let Some(spec) = bundled(name) {
         return spec.access;
     }
     let lower = name.to_ascii_lowercase();
-    if lower == "d1_migrations" || lower.starts_with("sqlite_") || lower.starts_with("_cf_") {
+    if lower == "d1_migrations"
+        || lower.starts_with("sqlite_")
+        || lower.starts_with("_cf_")
+        || lower.starts_with("d1vec_")
+    {
         return Access::Hidden;
     }
     if has_tenant_id {
@@ -127,6 +131,7 @@ mod tests {
         assert_eq!(classify("notes", true), Access::TenantPrivate);
         assert_eq!(classify("countries", false), Access::Shared);
         assert_eq!(classify("D1_MIGRATIONS", false), Access::Hidden);
+        assert_eq!(classify("d1vec_vectors", false), Access::Hidden);
         assert_eq!(classify("Campaigns", false), Access::TenantPrivate);
     }
 }

@@ -1,6 +1,7 @@
 //! [`Database`]: one SQLite file opened the way D1 runs it, and the door to tenant sessions.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -25,9 +26,18 @@ use crate::tenant::TenantSession;
 /// ```
 #[derive(Debug)]
 pub struct Database {
-    location: Location,
-    options: ConnOptions,
-    admin: SqlConn,
+    shared: Arc<Shared>,
+}
+
+/// What a database and all its tenant sessions share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) location: Location,
+    pub(crate) options: ConnOptions,
+    /// The unscoped connection; the vector engine stores through it in internal mode.
+    pub(crate) admin: SqlConn,
+    /// The vector indexes' in-memory state.
+    pub(crate) vectors: crate::vectorize::engine::Engine,
 }
 
 /// Options for opening a [`Database`]; see [`Database::builder`].
@@ -99,60 +109,65 @@ impl Database {
 
     fn with(location: Location, options: ConnOptions) -> Result<Database> {
         let admin = SqlConn::open(&location, &options)?;
+        let vectors = crate::vectorize::engine::Engine::new(location_path(&location));
         Ok(Database {
-            location,
-            options,
-            admin,
+            shared: Arc::new(Shared {
+                location,
+                options,
+                admin,
+                vectors,
+            }),
         })
     }
 
     /// The database file, or `None` for an in-memory database.
     pub fn path(&self) -> Option<PathBuf> {
-        location_path(&self.location).map(Path::to_path_buf)
+        location_path(&self.shared.location).map(Path::to_path_buf)
     }
 
     /// Prepares a statement, as D1's `db.prepare(sql)`.
     pub fn prepare(&self, sql: &str) -> Statement<'_> {
-        Statement::new(&self.admin, sql)
+        Statement::new(&self.shared.admin, sql)
     }
 
     /// Runs statements atomically, as D1's `db.batch([...])`.
     pub fn batch(&self, statements: &[Statement<'_>]) -> Result<Vec<D1Result>> {
-        statement::batch(&self.admin, statements)
+        statement::batch(&self.shared.admin, statements)
     }
 
     /// Runs a script atomically, as D1's `db.exec(sql)`.
     pub fn exec(&self, script: &str) -> Result<ExecResult> {
-        statement::exec(&self.admin, script)
+        statement::exec(&self.shared.admin, script)
     }
 
     /// Runs a script atomically and returns every statement's result, as
     /// `wrangler d1 execute` does: one `BEGIN`/`COMMIT` pair from `sqlite3 .dump` is
     /// stripped, and any failure rolls back every statement.
     pub fn execute(&self, script: &str) -> Result<Vec<D1Result>> {
-        statement::execute_script(&self.admin, script)
+        statement::execute_script(&self.shared.admin, script)
     }
 
     /// A session scoped to `tenant`: see [`TenantSession`].
     pub fn tenant(&self, tenant: &str) -> Result<TenantSession> {
-        TenantSession::open(&self.location, &self.options, tenant)
+        TenantSession::open(Arc::clone(&self.shared), tenant)
     }
 
     /// Applies the pending migrations of `migrations` (see [`crate::sql::migrate`]);
     /// returns the names applied.
     pub fn apply_migrations(&self, migrations: &[Migration]) -> Result<Vec<String>> {
-        migrate::apply(&self.admin, migrations)
+        migrate::apply(&self.shared.admin, migrations)
     }
 
     /// Every migration of `migrations` and when it was applied.
     pub fn migration_status(&self, migrations: &[Migration]) -> Result<Vec<MigrationStatus>> {
-        migrate::list(&self.admin, migrations)
+        migrate::list(&self.shared.admin, migrations)
     }
 
     /// Writes the database as SQL that `wrangler d1 execute --file` accepts; returns the
     /// number of rows written.
     pub fn export_sql(&self, options: &ExportOptions, out: &mut dyn std::io::Write) -> Result<u64> {
-        self.admin
+        self.shared
+            .admin
             .internal_tx(|tx| Ok(export_sql(tx, options, out)?))
     }
 
@@ -161,7 +176,70 @@ impl Database {
         &self,
         range: &crate::rollup::RollupRange,
     ) -> Result<crate::rollup::RollupReport> {
-        self.admin
+        self.shared
+            .admin
             .internal_tx(|tx| Ok(crate::rollup::recompute(tx, range)?))
     }
+
+    /// Creates a vector index, as `wrangler vectorize create`.
+    pub fn create_index(
+        &self,
+        request: &crate::vectorize::CreateIndex,
+    ) -> Result<crate::vectorize::types::IndexDescription> {
+        crate::vectorize::manage::create_index(&self.shared, request)
+    }
+
+    /// A vector index's name, description and configuration.
+    pub fn get_index(&self, name: &str) -> Result<crate::vectorize::types::IndexDescription> {
+        crate::vectorize::manage::get_index(&self.shared, name)
+    }
+
+    /// Every vector index, by name.
+    pub fn list_indexes(&self) -> Result<Vec<crate::vectorize::types::IndexDescription>> {
+        crate::vectorize::manage::list_indexes(&self.shared)
+    }
+
+    /// Deletes a vector index, its vectors and its files.
+    pub fn delete_index(&self, name: &str) -> Result<()> {
+        crate::vectorize::manage::delete_index(&self.shared, name)
+    }
+
+    /// The vector index `name`, unscoped (the admin surface).
+    pub fn vectorize(&self, name: &str) -> Result<crate::vectorize::VectorIndex> {
+        crate::vectorize::manage::open_index(
+            &self.shared,
+            name,
+            crate::vectorize::index::Caller::Admin,
+        )
+    }
+
+    /// Applies the bundled migrations and creates the application's three vector indexes
+    /// (`nds-brand-voice`, `nds-skills`, `nds-knowledge`) where missing.
+    pub fn apply_bundled(&self) -> Result<BundledSetup> {
+        let migrations = self.apply_migrations(&migrate::bundled())?;
+        let indexes = crate::vectorize::manage::ensure_app_indexes(&self.shared)?;
+        Ok(BundledSetup {
+            migrations,
+            indexes,
+        })
+    }
+
+    /// Sets the vector engine's tuning knobs (thresholds, `ef`, HNSW parameters).
+    pub fn set_vector_options(&self, options: crate::vectorize::EngineOptions) {
+        self.shared.vectors.set_options(options);
+    }
+
+    /// Counters of the vector query paths taken so far.
+    pub fn vector_stats(&self) -> crate::vectorize::Stats {
+        self.shared.vectors.stats()
+    }
+}
+
+/// What [`Database::apply_bundled`] did: both lists are empty when everything was in place.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BundledSetup {
+    /// Names of the migrations applied by this call, in order.
+    pub migrations: Vec<String>,
+    /// Names of the vector indexes created by this call.
+    pub indexes: Vec<String>,
 }

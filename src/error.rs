@@ -66,6 +66,9 @@ pub enum Error {
     /// A row could not be converted to the requested Rust type.
     #[error("cannot convert row: {0}")]
     Decode(#[from] serde_json::Error),
+    /// A Vectorize error, with Vectorize's code (see `vectorize::error::codes`).
+    #[error("{0}")]
+    Vectorize(#[from] crate::vectorize::VectorizeError),
     /// Writing an export failed.
     #[error(transparent)]
     Export(#[from] crate::sql::export::ExportError),
@@ -84,6 +87,15 @@ pub enum ErrorCode {
 }
 
 impl Error {
+    /// The number the command line prints as `code`: Vectorize's code for Vectorize errors,
+    /// otherwise the HTTP-like [`ErrorCode`].
+    pub fn json_code(&self) -> u32 {
+        match self {
+            Error::Vectorize(e) => e.code,
+            other => other.code() as u32,
+        }
+    }
+
     /// The stable code the command line prints with this error.
     pub fn code(&self) -> ErrorCode {
         match self {

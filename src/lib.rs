@@ -31,12 +31,14 @@ pub mod catalog;
 pub mod cli;
 mod db;
 pub mod error;
+pub mod index;
 pub mod rollup;
 pub mod sql;
 pub mod tenant;
 mod time;
+pub mod vectorize;
 
-pub use db::{Database, DatabaseBuilder};
+pub use db::{BundledSetup, Database, DatabaseBuilder};
 pub use error::{Error, ErrorCode, Result};
 pub use sql::{D1Result, Param, Statement};
 pub use tenant::TenantSession;

@@ -36,6 +36,12 @@ pub enum Command {
         #[command(subcommand)]
         command: D1Command,
     },
+    /// Vectorize commands, as `wrangler vectorize`.
+    Vectorize {
+        /// The Vectorize command.
+        #[command(subcommand)]
+        command: super::vectorize::VectorizeCommand,
+    },
     /// Recompute the daily rollup tables from raw events (idempotent).
     Rollup(RollupArgs),
 }

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod output;
+pub mod vectorize;
 
 use std::io::Write;
 
@@ -131,6 +132,12 @@ fn run(cli: Cli) -> Result<Printed> {
                 })
             }
         },
+        Command::Vectorize { command } => Ok(
+            match vectorize::run(&db, tenant.as_ref(), cli.json, command)? {
+                vectorize::Out::Json(v) => Printed::Json(v),
+                vectorize::Out::Text(t) => Printed::Text(t),
+            },
+        ),
         Command::Rollup(a) => {
             if tenant.is_some() {
                 return Err(Error::TenantViolation {
@@ -208,17 +215,34 @@ fn migrations(db: &Database, command: MigrationsCommand, json: bool) -> Result<P
             })
         }
         MigrationsCommand::Apply(a) => {
-            let applied = db.apply_migrations(&source(a.dir)?)?;
+            let setup = match a.dir {
+                // The bundled schema comes with the application's three vector indexes.
+                None => db.apply_bundled()?,
+                dir => crate::BundledSetup {
+                    migrations: db.apply_migrations(&source(dir)?)?,
+                    indexes: Vec::new(),
+                },
+            };
+            let applied = &setup.migrations;
             Ok(if json {
-                Printed::Json(json!({"applied": applied}))
-            } else if applied.is_empty() {
-                Printed::Text("No migrations to apply.".into())
+                Printed::Json(json!({"applied": applied, "indexes_created": setup.indexes}))
             } else {
-                Printed::Text(format!(
-                    "Applied {} migration(s): {}",
-                    applied.len(),
-                    applied.join(", ")
-                ))
+                let mut text = if applied.is_empty() {
+                    "No migrations to apply.".to_owned()
+                } else {
+                    format!(
+                        "Applied {} migration(s): {}",
+                        applied.len(),
+                        applied.join(", ")
+                    )
+                };
+                if !setup.indexes.is_empty() {
+                    text.push_str(&format!(
+                        "\nCreated vector index(es): {}",
+                        setup.indexes.join(", ")
+                    ));
+                }
+                Printed::Text(text)
             })
         }
         MigrationsCommand::Create { name, dir } => {

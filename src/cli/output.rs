@@ -46,5 +46,5 @@ pub fn table(columns: &[String], rows: &[Vec<Json>]) -> String {
 
 /// The JSON form of an error, as the CLI prints it on stderr.
 pub fn error_json(e: &Error) -> Json {
-    serde_json::json!({"code": e.code() as i32, "error": e.to_string()})
+    serde_json::json!({"code": e.json_code(), "error": e.to_string()})
 }

@@ -211,10 +211,12 @@ enum TableKind {
     Virtual(String),
 }
 
-/// True for names SQLite reserves (`sqlite_…`) or D1 reserves (`_cf_…`), case-insensitively.
+/// True for names SQLite reserves (`sqlite_…`), D1 reserves (`_cf_…`) or d1vec keeps for its
+/// vector indexes (`d1vec_…`, which hosted D1 has no use for: `vectorize export` moves
+/// vectors), case-insensitively.
 fn is_reserved(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    lower.starts_with("sqlite_") || lower.starts_with("_cf_")
+    lower.starts_with("sqlite_") || lower.starts_with("_cf_") || lower.starts_with("d1vec_")
 }
 
 /// Shadow-table suffixes of the virtual-table modules D1 (or SQLite's FTS3/4) knows.

@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use rusqlite::functions::FunctionFlags;
 
+use crate::db::Shared;
 use crate::error::{Error, Result};
-use crate::sql::conn::{ConnOptions, Location, SqlConn};
+use crate::sql::conn::SqlConn;
 use crate::sql::statement::{self, Statement};
 use crate::sql::{D1Result, ExecResult};
 
@@ -60,12 +61,13 @@ pub fn validate_tenant_id(id: &str) -> Result<()> {
 pub struct TenantSession {
     tenant: String,
     conn: SqlConn,
+    shared: Arc<Shared>,
 }
 
 impl TenantSession {
-    pub(crate) fn open(location: &Location, opts: &ConnOptions, tenant: &str) -> Result<Self> {
+    pub(crate) fn open(shared: Arc<Shared>, tenant: &str) -> Result<Self> {
         validate_tenant_id(tenant)?;
-        let mut conn = SqlConn::open(location, opts)?;
+        let mut conn = SqlConn::open(&shared.location, &shared.options)?;
         conn.set_tenant_name(tenant);
         let secret =
             guard::new_secret().map_err(|e| Error::invalid("randomness", e.to_string()))?;
@@ -91,6 +93,7 @@ impl TenantSession {
         Ok(TenantSession {
             tenant: tenant.to_owned(),
             conn,
+            shared,
         })
     }
 
@@ -117,5 +120,20 @@ impl TenantSession {
     /// Runs a script atomically and returns every statement's result (`d1 execute`).
     pub fn execute(&self, script: &str) -> Result<Vec<D1Result>> {
         statement::execute_script(&self.conn, script)
+    }
+
+    /// The vector index `name` as this tenant sees it: on a private index, confined to the
+    /// namespace named after the tenant; a shared index is read-only.
+    pub fn vectorize(&self, name: &str) -> Result<crate::vectorize::VectorIndex> {
+        crate::vectorize::manage::open_index(
+            &self.shared,
+            name,
+            crate::vectorize::index::Caller::Tenant(self.tenant.clone()),
+        )
+    }
+
+    /// Every vector index, by name.
+    pub fn list_indexes(&self) -> Result<Vec<crate::vectorize::types::IndexDescription>> {
+        crate::vectorize::manage::list_indexes(&self.shared)
     }
 }

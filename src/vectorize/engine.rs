@@ -1,0 +1,510 @@
+//! The in-memory side of the vector indexes: per index, the sealed segments mapped from
+//! `<db>.vectors/<index_id>/`, the mutable hnsw_rs segment, the live set and namespace sets,
+//! and the planner that picks exact scoring or graph search for each query.
+//!
+//! Everything here is derived from SQLite ([`super::store`]) and is rebuilt from it whenever
+//! it is missing, stale (another process wrote) or damaged (a corrupt segment file).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use super::store::{self, IndexRow};
+use crate::error::{Error, Result};
+use crate::index::exact;
+use crate::index::mutable::MutableSegment;
+use crate::index::segment::{SealedSegment, SearchScratch};
+use crate::index::{Allow, GraphParams, Hit, IdBitset, Metric};
+
+/// Tuning knobs of the vector engine. Defaults were chosen by measurement (see README).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineOptions {
+    /// Candidate sets at most this large are scored exactly instead of searched in the graph.
+    pub exact_max_candidates: usize,
+    /// The mutable segment is sealed into a file when it holds this many vectors.
+    pub seal_at: usize,
+    /// `ef` of graph searches (the candidate list size); raised for selective filters.
+    pub ef_search: usize,
+    /// HNSW build parameters.
+    pub graph: GraphParams,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            exact_max_candidates: 4096,
+            seal_at: 50_000,
+            ef_search: 96,
+            graph: GraphParams::default(),
+        }
+    }
+}
+
+/// Counters of which query paths ran, for tests and tuning.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    exact: AtomicU64,
+    graph: AtomicU64,
+    fallback: AtomicU64,
+    rebuilt_segments: AtomicU64,
+}
+
+/// A snapshot of the engine's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Queries answered by exact scoring of a candidate set.
+    pub exact_searches: u64,
+    /// Queries answered by graph search.
+    pub graph_searches: u64,
+    /// Graph searches that found fewer than topK allowed vectors and were redone exactly.
+    pub exact_fallbacks: u64,
+    /// Segment files found missing or corrupt and rebuilt from SQLite.
+    pub rebuilt_segments: u64,
+}
+
+/// All indexes' in-memory state for one database.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    /// Whether the `d1vec_` tables are known to exist.
+    pub schema_ready: std::sync::atomic::AtomicBool,
+    dir: Option<PathBuf>,
+    options: Mutex<EngineOptions>,
+    loaded: Mutex<HashMap<i64, Arc<IndexState>>>,
+    counters: Counters,
+}
+
+/// One index's in-memory state.
+pub(crate) struct IndexState {
+    pub row: IndexRow,
+    pub inner: RwLock<Segments>,
+}
+
+impl std::fmt::Debug for IndexState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexState")
+            .field("row", &self.row)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The searchable parts of one index.
+pub(crate) struct Segments {
+    /// The SQLite mutation sequence this state reflects.
+    pub seq: i64,
+    pub sealed: Vec<SealedSegment>,
+    pub mutable: MutableSegment,
+    pub live: IdBitset,
+    pub namespaces: HashMap<String, IdBitset>,
+}
+
+impl Engine {
+    /// An engine whose segment files live beside `db_path` (none for in-memory databases).
+    pub fn new(db_path: Option<&Path>) -> Engine {
+        let dir = db_path.map(|p| {
+            let mut name = p.as_os_str().to_owned();
+            name.push(".vectors");
+            PathBuf::from(name)
+        });
+        Engine {
+            schema_ready: std::sync::atomic::AtomicBool::new(false),
+            dir,
+            options: Mutex::new(EngineOptions::default()),
+            loaded: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn options(&self) -> EngineOptions {
+        *self.options.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_options(&self, options: EngineOptions) {
+        *self.options.lock().unwrap_or_else(|e| e.into_inner()) = options;
+    }
+
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        Stats {
+            exact_searches: c.exact.load(Ordering::Relaxed),
+            graph_searches: c.graph.load(Ordering::Relaxed),
+            exact_fallbacks: c.fallback.load(Ordering::Relaxed),
+            rebuilt_segments: c.rebuilt_segments.load(Ordering::Relaxed),
+        }
+    }
+
+    fn index_dir(&self, index_id: i64) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(index_id.to_string()))
+    }
+
+    /// Forgets an index's state (after it is deleted, or when it must be reloaded).
+    pub fn forget(&self, index_id: i64) {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&index_id);
+    }
+
+    /// Removes an index's segment files.
+    pub fn remove_files(&self, index_id: i64) -> Result<()> {
+        self.forget(index_id);
+        if let Some(dir) = self.index_dir(index_id) {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(Error::io(&dir))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The state of `row`'s index, loaded (or reloaded when SQLite moved on) as needed.
+    pub fn state(&self, conn: &Connection, row: &IndexRow) -> Result<Arc<IndexState>> {
+        let cached = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&row.index_id)
+            .cloned();
+        if let Some(state) = cached {
+            let fresh = state.row.dimensions == row.dimensions && state.row.metric == row.metric;
+            let seq = state.inner.read().unwrap_or_else(|e| e.into_inner()).seq;
+            if fresh && seq == row.seq {
+                return Ok(state);
+            }
+        }
+        let state = Arc::new(self.load(conn, row)?);
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(row.index_id, Arc::clone(&state));
+        Ok(state)
+    }
+
+    /// Builds an index's state: maps valid segment files, drops damaged ones, and puts every
+    /// live vector no segment covers into the mutable segment.
+    fn load(&self, conn: &Connection, row: &IndexRow) -> Result<IndexState> {
+        let options = self.options();
+        let mut sealed = Vec::new();
+        if let Some(dir) = self.index_dir(row.index_id) {
+            if dir.exists() {
+                let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+                    .map_err(Error::io(&dir))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .collect();
+                paths.sort();
+                let mut covered = IdBitset::new();
+                for path in paths {
+                    if is_stamp(&path) {
+                        // Kept while its segment exists; a stale stamp never matches.
+                        if !segment_of_stamp(&path).exists() {
+                            let _ = std::fs::remove_file(&path);
+                        }
+                        continue;
+                    }
+                    let is_segment = path.extension().is_some_and(|e| e == "seg");
+                    if !is_segment {
+                        // Leftovers of an interrupted write: never trusted.
+                        let _ = std::fs::remove_file(&path);
+                        continue;
+                    }
+                    match open_checked(&path, row) {
+                        // A compaction cut off between writing its output and removing its
+                        // inputs leaves segments that share vectors: keep the first.
+                        Some(seg) if !seg.ids().iter().any(|&id| covered.contains(id)) => {
+                            for &id in seg.ids() {
+                                covered.insert(id);
+                            }
+                            sealed.push(seg)
+                        }
+                        _ => {
+                            self.counters
+                                .rebuilt_segments
+                                .fetch_add(1, Ordering::Relaxed);
+                            let _ = std::fs::remove_file(&path);
+                            let _ = std::fs::remove_file(stamp_path(&path));
+                        }
+                    }
+                }
+            }
+        }
+        let mut live = IdBitset::new();
+        let mut namespaces: HashMap<String, IdBitset> = HashMap::new();
+        for (vid, ns) in store::live_vids(conn, row.index_id)? {
+            live.insert(vid);
+            if let Some(ns) = ns {
+                namespaces.entry(ns).or_default().insert(vid);
+            }
+        }
+        let mut covered = IdBitset::new();
+        for seg in &sealed {
+            for &id in seg.ids() {
+                covered.insert(id);
+            }
+        }
+        let missing: Vec<u64> = live.iter().filter(|v| !covered.contains(*v)).collect();
+        let mut mutable =
+            MutableSegment::new(row.dimensions, row.metric, options.graph, missing.len());
+        for chunk in missing.chunks(4096) {
+            let rows = store::vectors_by_vid(conn, row.index_id, chunk)?;
+            let prepared: Vec<(u64, Vec<f32>)> = rows
+                .into_iter()
+                .map(|v| (v.vid, prepare(row.metric, &v.values)))
+                .collect();
+            let refs: Vec<(u64, &[f32])> =
+                prepared.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+            mutable
+                .insert(&refs)
+                .map_err(|e| Error::invalid("stored vectors", e.to_string()))?;
+        }
+        let mut segments = Segments {
+            seq: row.seq,
+            sealed,
+            mutable,
+            live,
+            namespaces,
+        };
+        self.maybe_seal(row, &mut segments)?;
+        Ok(IndexState {
+            row: row.clone(),
+            inner: RwLock::new(segments),
+        })
+    }
+
+    /// Seals the mutable segment into a file when it has grown past the threshold.
+    pub fn maybe_seal(&self, row: &IndexRow, segs: &mut Segments) -> Result<()> {
+        if segs.mutable.len() >= self.options().seal_at {
+            self.seal(row, segs)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the mutable segment to a new sealed file and starts an empty one.
+    pub fn seal(&self, row: &IndexRow, segs: &mut Segments) -> Result<()> {
+        let Some(dir) = self.index_dir(row.index_id) else {
+            return Ok(());
+        };
+        if segs.mutable.is_empty() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        let parts = segs.mutable.to_parts();
+        let (first, last) = (parts.ids[0], parts.ids[parts.ids.len() - 1]);
+        let path = dir.join(format!("{first:016}-{last:016}.seg"));
+        SealedSegment::write(&path, &parts, last)
+            .map_err(|e| Error::invalid("segment file", e.to_string()))?;
+        let seg = SealedSegment::open(&path)
+            .map_err(|e| Error::invalid("segment file", e.to_string()))?;
+        // The checksums were computed from these very bytes as they were written.
+        write_stamp(&path);
+        segs.sealed.push(seg);
+        segs.mutable = MutableSegment::new(row.dimensions, row.metric, self.options().graph, 0);
+        Ok(())
+    }
+
+    /// Rebuilds an index's searchable state from its live vectors only: one new sealed
+    /// segment (or one mutable segment in memory), no tombstones. Old files are removed
+    /// after the new one is in place.
+    pub fn compact(&self, conn: &Connection, row: &IndexRow, state: &IndexState) -> Result<()> {
+        let mut segs = state.inner.write().unwrap_or_else(|e| e.into_inner());
+        let options = self.options();
+        let live: Vec<u64> = segs.live.iter().collect();
+        let mut mutable =
+            MutableSegment::new(row.dimensions, row.metric, options.graph, live.len());
+        for chunk in live.chunks(4096) {
+            let prepared: Vec<(u64, Vec<f32>)> = chunk
+                .iter()
+                .filter_map(|&vid| vector_of(&segs, vid).map(|v| (vid, v.to_vec())))
+                .collect();
+            let refs: Vec<(u64, &[f32])> =
+                prepared.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+            mutable
+                .insert(&refs)
+                .map_err(|e| Error::invalid("stored vectors", e.to_string()))?;
+        }
+        let old: Vec<PathBuf> = segs.sealed.iter().map(|s| s.path().to_path_buf()).collect();
+        segs.sealed.clear();
+        segs.mutable = mutable;
+        if self.dir.is_some() {
+            self.seal(row, &mut segs)?;
+        }
+        let keep: Vec<PathBuf> = segs.sealed.iter().map(|s| s.path().to_path_buf()).collect();
+        for path in old.into_iter().filter(|p| !keep.contains(p)) {
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(stamp_path(&path));
+        }
+        conn.execute(
+            "DELETE FROM d1vec_tombstones WHERE index_id = ?1",
+            [row.index_id],
+        )?;
+        Ok(())
+    }
+
+    /// The `k` nearest allowed vectors to a prepared query. `candidates` is the set the
+    /// namespace and filter allow (`None`: every live vector). Small candidate sets are
+    /// scored exactly; larger ones go through the graphs with the set as the filter.
+    pub fn search(
+        &self,
+        segs: &Segments,
+        metric: Metric,
+        query: &[f32],
+        k: usize,
+        candidates: Option<&IdBitset>,
+    ) -> Vec<Hit> {
+        let options = self.options();
+        let allowed: &IdBitset = candidates.unwrap_or(&segs.live);
+        if allowed.is_empty() || k == 0 {
+            return Vec::new();
+        }
+        if candidates.is_some() && allowed.len() <= options.exact_max_candidates {
+            self.counters.exact.fetch_add(1, Ordering::Relaxed);
+            return exact_search(segs, metric, query, k, allowed);
+        }
+        self.counters.graph.fetch_add(1, Ordering::Relaxed);
+        let selectivity = allowed.len() as f64 / segs.live.len().max(1) as f64;
+        let widen = (1.0 / selectivity.max(1e-6)).sqrt().min(8.0);
+        let ef = ((options.ef_search.max(k) as f64) * widen).ceil() as usize;
+        let both = Both {
+            live: &segs.live,
+            allowed,
+        };
+        // A few more than k, so that a tie at the k-th distance can be broken by the caller
+        // (by Vectorize id) rather than by whichever tied node the graph reached first.
+        let wanted = k + TIE_MARGIN;
+        let ef = ef.max(wanted);
+        let mut hits = Vec::new();
+        let mut scratch = SearchScratch::default();
+        for seg in &segs.sealed {
+            hits.extend(seg.search(query, wanted, ef, Some(&both), &mut scratch));
+        }
+        hits.extend(segs.mutable.search(query, wanted, ef, Some(&both)));
+        hits.retain(|h| both.allows(h.id));
+        sort_hits(&mut hits);
+        hits.dedup_by_key(|h| h.id);
+        if hits.len() < k.min(allowed.len()) {
+            self.counters.fallback.fetch_add(1, Ordering::Relaxed);
+            return exact_search(segs, metric, query, k, allowed);
+        }
+        hits.truncate(wanted);
+        hits
+    }
+}
+
+/// Extra graph results fetched beyond topK so that ties at the boundary are broken by id.
+const TIE_MARGIN: usize = 8;
+
+/// Allowed means live and in the candidate set.
+struct Both<'a> {
+    live: &'a IdBitset,
+    allowed: &'a IdBitset,
+}
+
+impl Allow for Both<'_> {
+    fn allows(&self, id: u64) -> bool {
+        self.live.contains(id) && self.allowed.contains(id)
+    }
+}
+
+fn sort_hits(hits: &mut [Hit]) {
+    hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+}
+
+/// A vector's prepared values, wherever it is held.
+pub(crate) fn vector_of(segs: &Segments, vid: u64) -> Option<&[f32]> {
+    for seg in &segs.sealed {
+        if let Some(local) = seg.local_of(vid) {
+            return Some(seg.vector(local));
+        }
+    }
+    segs.mutable.vector(vid)
+}
+
+fn exact_search(
+    segs: &Segments,
+    metric: Metric,
+    query: &[f32],
+    k: usize,
+    allowed: &IdBitset,
+) -> Vec<Hit> {
+    let rows = allowed
+        .iter()
+        .filter(|v| segs.live.contains(*v))
+        .filter_map(|vid| vector_of(segs, vid).map(|v| (vid, v)));
+    exact::top_k(metric, query, rows, k)
+}
+
+/// Prepares stored values for search: unit length for cosine, as given otherwise.
+pub(crate) fn prepare(metric: Metric, values: &[f32]) -> Vec<f32> {
+    let mut v = values.to_vec();
+    if metric == Metric::Cosine {
+        let norm = crate::index::distance::dot(&v, &v).sqrt();
+        if norm > 0.0 {
+            v.iter_mut().for_each(|x| *x /= norm);
+        }
+    }
+    v
+}
+
+/// Maps the segment at `path` if it belongs to `row`'s index and is sound: the header and
+/// section table always, every checksum and neighbour index unless a verification stamp
+/// says this exact file (length and modification time) passed before. The full pass reads
+/// the whole file once, after which opens stay cheap.
+fn open_checked(path: &Path, row: &IndexRow) -> Option<SealedSegment> {
+    let seg = SealedSegment::open(path).ok()?;
+    if seg.dims() != row.dimensions || seg.metric() != row.metric {
+        return None;
+    }
+    let stamped = std::fs::read_to_string(stamp_path(path)).ok();
+    if stamped.is_some() && stamped == file_stamp(path) {
+        return Some(seg);
+    }
+    seg.verify().ok()?;
+    write_stamp(path);
+    Some(seg)
+}
+
+/// The verification stamp next to a segment file: `<name>.seg.verified`.
+fn stamp_path(segment: &Path) -> PathBuf {
+    let mut name = segment.as_os_str().to_owned();
+    name.push(".verified");
+    PathBuf::from(name)
+}
+
+/// Whether `path` is a verification stamp.
+fn is_stamp(path: &Path) -> bool {
+    path.to_str().is_some_and(|p| p.ends_with(".seg.verified"))
+}
+
+/// The segment a stamp belongs to.
+fn segment_of_stamp(stamp: &Path) -> PathBuf {
+    let text = stamp.to_string_lossy();
+    PathBuf::from(text.trim_end_matches(".verified"))
+}
+
+/// `<length> <mtime in ns>` of a file: what a stamp records.
+fn file_stamp(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!("{} {}", meta.len(), mtime.as_nanos()))
+}
+
+/// Records that the segment at `path`, as it is now, passed the full check. Best effort: a
+/// missing stamp only costs one more full check at the next open.
+fn write_stamp(path: &Path) {
+    let Some(stamp) = file_stamp(path) else {
+        return;
+    };
+    let target = stamp_path(path);
+    let mut tmp = target.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    if std::fs::write(&tmp, stamp).is_ok() && std::fs::rename(&tmp, &target).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}

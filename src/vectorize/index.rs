@@ -1,0 +1,732 @@
+//! [`VectorIndex`]: one Vectorize index, in the shape of the V2 Workers binding.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::{Map, Value as Json};
+
+use super::engine::{prepare, IndexState, Stats};
+use super::error::{codes, VectorizeError};
+use super::filter::eval::{indexed_value, IndexType, Indexed};
+use super::filter::parse::{parse_filter, Scalar};
+use super::filter::to_sql::candidate_sql;
+use super::limits;
+use super::store::{self, IndexRow, Scope, StoredVector};
+use super::types::{
+    f32_rounded, IndexConfig, IndexDescription, IndexInfo, ListVectorsResponse, Match, Matches,
+    MetadataIndex, MutationResult, QueryOptions, ReturnMetadata, Vector,
+};
+use crate::db::Shared;
+use crate::error::{Error, Result};
+use crate::index::{IdBitset, Metric};
+
+/// Who is calling: the admin surface, or a tenant session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Caller {
+    Admin,
+    Tenant(String),
+}
+
+/// One Vectorize index. Obtained from [`crate::Database::vectorize`] (unscoped) or
+/// [`crate::TenantSession::vectorize`] (confined to the tenant on a private index; read-only on
+/// a shared one). Every write is one SQLite transaction and is visible to the next call.
+#[derive(Debug)]
+pub struct VectorIndex {
+    shared: Arc<Shared>,
+    row: IndexRow,
+    caller: Caller,
+}
+
+fn verr(code: u32, message: impl Into<String>) -> Error {
+    Error::Vectorize(VectorizeError::new(code, message))
+}
+
+fn mutation_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+impl VectorIndex {
+    pub(crate) fn open(shared: Arc<Shared>, name: &str, caller: Caller) -> Result<VectorIndex> {
+        let row = shared
+            .admin
+            .internal(|c| store::index_by_name(c, name))?
+            .ok_or_else(|| not_found(name))?;
+        Ok(VectorIndex {
+            shared,
+            row,
+            caller,
+        })
+    }
+
+    /// The index's name.
+    pub fn name(&self) -> &str {
+        &self.row.name
+    }
+
+    /// Dimensions every vector must have.
+    pub fn dimensions(&self) -> usize {
+        self.row.dimensions
+    }
+
+    /// The metric.
+    pub fn metric(&self) -> Metric {
+        self.row.metric
+    }
+
+    /// Whether tenants are confined to their own namespace.
+    pub fn scope(&self) -> Scope {
+        self.row.scope
+    }
+
+    /// Counters of the query paths taken so far in this database.
+    pub fn stats(&self) -> Stats {
+        self.shared.vectors.stats()
+    }
+
+    fn tenant(&self) -> Option<&str> {
+        match &self.caller {
+            Caller::Tenant(t) => Some(t),
+            Caller::Admin => None,
+        }
+    }
+
+    fn violation(&self, object: String) -> Error {
+        Error::TenantViolation {
+            tenant: self.tenant().unwrap_or_default().to_owned(),
+            object,
+        }
+    }
+
+    /// The namespace every read is confined to, if any: the tenant's on a private index.
+    fn forced_namespace(&self) -> Option<&str> {
+        match (self.row.scope, self.tenant()) {
+            (Scope::Private, Some(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn check_write(&self) -> Result<()> {
+        if self.row.scope == Scope::Shared && self.tenant().is_some() {
+            return Err(self.violation(format!("writing the shared index `{}`", self.row.name)));
+        }
+        Ok(())
+    }
+
+    /// The namespace a read uses: the tenant's on a private index (another is a violation).
+    fn read_namespace(&self, asked: Option<&str>) -> Result<Option<String>> {
+        match (self.forced_namespace(), asked) {
+            (Some(own), Some(a)) if a != own => {
+                Err(self.violation(format!("namespace `{a}` of index `{}`", self.row.name)))
+            }
+            (Some(own), _) => Ok(Some(own.to_owned())),
+            (None, a) => Ok(a.map(str::to_owned)),
+        }
+    }
+
+    /// Runs `f` with the index's fresh in-memory state and the admin connection.
+    fn with_state<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection, &IndexRow, &Arc<IndexState>) -> Result<T>,
+    ) -> Result<T> {
+        self.shared.admin.internal_tx(|tx| {
+            let row = store::index_by_name(tx, &self.row.name)?
+                .filter(|r| r.index_id == self.row.index_id)
+                .ok_or_else(|| not_found(&self.row.name))?;
+            let state = self.shared.vectors.state(tx, &row)?;
+            f(tx, &row, &state)
+        })
+    }
+
+    /// Inserts vectors; an id that already exists keeps its stored vector (the first wins,
+    /// also within one batch). At most 1,000 vectors per call.
+    pub fn insert(&self, vectors: &[Vector]) -> Result<MutationResult> {
+        self.write(vectors, false, limits::MAX_BATCH)
+    }
+
+    /// Inserts or replaces vectors in full (values, metadata and namespace); within one batch
+    /// the last occurrence of an id wins. At most 1,000 vectors per call.
+    pub fn upsert(&self, vectors: &[Vector]) -> Result<MutationResult> {
+        self.write(vectors, true, limits::MAX_BATCH)
+    }
+
+    /// [`VectorIndex::insert`] with a caller-chosen batch cap (the CLI's file import allows 5,000).
+    pub fn insert_batch(&self, vectors: &[Vector], max_batch: usize) -> Result<MutationResult> {
+        self.write(vectors, false, max_batch.min(limits::MAX_FILE_BATCH))
+    }
+
+    /// [`VectorIndex::upsert`] with a caller-chosen batch cap (the CLI's file import allows 5,000).
+    pub fn upsert_batch(&self, vectors: &[Vector], max_batch: usize) -> Result<MutationResult> {
+        self.write(vectors, true, max_batch.min(limits::MAX_FILE_BATCH))
+    }
+
+    fn write(&self, vectors: &[Vector], upsert: bool, max_batch: usize) -> Result<MutationResult> {
+        self.check_write()?;
+        limits::check_batch(vectors.len(), max_batch)?;
+        // Validate everything first: one bad vector rejects the whole batch.
+        let mut accepted: Vec<StoredVector> = Vec::with_capacity(vectors.len());
+        for v in vectors {
+            limits::validate_id(&v.id)?;
+            let namespace = match (self.forced_namespace(), v.namespace.as_deref()) {
+                (Some(own), Some(ns)) if ns != own => {
+                    return Err(
+                        self.violation(format!("namespace `{ns}` of index `{}`", self.row.name))
+                    )
+                }
+                (Some(own), _) => Some(own.to_owned()),
+                (None, ns) => ns.map(str::to_owned),
+            };
+            if let Some(ns) = &namespace {
+                limits::validate_namespace(ns)?;
+            }
+            if let Some(m) = &v.metadata {
+                limits::validate_metadata(&v.id, &Json::Object(m.clone()))?;
+            }
+            let values =
+                limits::validate_values(&v.id, &v.values, self.row.dimensions, self.row.metric)?;
+            accepted.push(StoredVector {
+                vid: 0,
+                id: v.id.clone(),
+                namespace,
+                values,
+                metadata: v.metadata.clone().map(Json::Object),
+            });
+        }
+        // Batch duplicates: insert keeps the first occurrence, upsert the last.
+        let mut seen = HashSet::new();
+        if upsert {
+            accepted.reverse();
+            accepted.retain(|v| seen.insert(v.id.clone()));
+            accepted.reverse();
+        } else {
+            accepted.retain(|v| seen.insert(v.id.clone()));
+        }
+        let mid = mutation_id();
+        let now = crate::time::now_iso();
+        let engine = &self.shared.vectors;
+        self.with_state(|tx, row, state| {
+            let mut segs = state.inner.write().unwrap_or_else(|e| e.into_inner());
+            let seq = store::next_mutation(
+                tx,
+                row.index_id,
+                if upsert { "upsert" } else { "insert" },
+                &mid,
+                &now,
+            )?;
+            let meta_indexes = store::metadata_indexes(tx, row.index_id)?;
+            let mut removed: Vec<(u64, Option<String>)> = Vec::new();
+            let mut fresh: Vec<StoredVector> = Vec::new();
+            for mut v in accepted {
+                if let Some(old) = store::vector_by_id(tx, row.index_id, &v.id)? {
+                    if self.forced_namespace().is_some()
+                        && old.namespace.as_deref() != self.forced_namespace()
+                    {
+                        return Err(self.violation(format!(
+                            "vector id `{}` (held outside the tenant's namespace)",
+                            v.id
+                        )));
+                    }
+                    if !upsert {
+                        continue;
+                    }
+                    store::delete_vector_with(tx, row.index_id, &old, seq)?;
+                    removed.push((old.vid, old.namespace));
+                }
+                v.vid = store::allocate_vids(tx, row.index_id, 1)?;
+                store::insert_vector(tx, row.index_id, &v, seq, &meta_indexes)?;
+                fresh.push(v);
+            }
+            let mut new_namespaces: HashSet<&str> = HashSet::new();
+            for v in &fresh {
+                if let Some(ns) = v.namespace.as_deref() {
+                    if !segs.namespaces.contains_key(ns) {
+                        new_namespaces.insert(ns);
+                    }
+                }
+            }
+            if !new_namespaces.is_empty()
+                && segs.namespaces.len() + new_namespaces.len() > limits::MAX_NAMESPACES
+            {
+                return Err(verr(
+                    codes::TOO_MANY_NAMESPACES,
+                    format!(
+                        "an index holds at most {} namespaces",
+                        limits::MAX_NAMESPACES
+                    ),
+                ));
+            }
+            // SQLite is written; now the memory follows (if this fails, the state is reloaded).
+            let prepared: Vec<(u64, Vec<f32>)> = fresh
+                .iter()
+                .map(|v| (v.vid, prepare(row.metric, &v.values)))
+                .collect();
+            let refs: Vec<(u64, &[f32])> =
+                prepared.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+            if let Err(e) = segs.mutable.insert(&refs) {
+                engine.forget(row.index_id);
+                return Err(Error::invalid("vectors", e.to_string()));
+            }
+            for (vid, ns) in removed {
+                segs.live.remove(vid);
+                if let Some(set) = ns.and_then(|ns| segs.namespaces.get_mut(&ns)) {
+                    set.remove(vid);
+                }
+            }
+            for v in &fresh {
+                segs.live.insert(v.vid);
+                if let Some(ns) = &v.namespace {
+                    segs.namespaces.entry(ns.clone()).or_default().insert(v.vid);
+                }
+            }
+            segs.namespaces.retain(|_, set| !set.is_empty());
+            segs.seq = seq;
+            engine.maybe_seal(row, &mut segs)?;
+            Ok(MutationResult {
+                mutation_id: mid.clone(),
+            })
+        })
+    }
+
+    /// The `topK` nearest vectors to `vector` that pass the options' namespace and filter.
+    pub fn query(&self, vector: &[f64], options: &QueryOptions) -> Result<Matches> {
+        let values = limits::validate_query_vector(vector, self.row.dimensions, self.row.metric)?;
+        self.query_prepared(&values, options)
+    }
+
+    /// [`VectorIndex::query`] with options given as Vectorize's JSON (`{"topK": 3, ...}`).
+    pub fn query_json(&self, vector: &[f64], options: &Json) -> Result<Matches> {
+        self.query(vector, &QueryOptions::from_json(options)?)
+    }
+
+    /// Queries with the stored vector `id` as the query vector. The `namespace` option
+    /// applies as in [`VectorIndex::query`]; an unknown id is an error naming it.
+    pub fn query_by_id(&self, id: &str, options: &QueryOptions) -> Result<Matches> {
+        let found = self
+            .shared
+            .admin
+            .internal(|c| store::vector_by_id(c, self.row.index_id, id))?
+            .filter(|v| self.visible(v));
+        let Some(v) = found else {
+            return Err(verr(
+                codes::QUERY_ID_NOT_FOUND,
+                format!("no vector with id \"{id}\" in index `{}`", self.row.name),
+            ));
+        };
+        self.query_prepared(&v.values, options)
+    }
+
+    fn visible(&self, v: &StoredVector) -> bool {
+        match self.forced_namespace() {
+            Some(own) => v.namespace.as_deref() == Some(own),
+            None => true,
+        }
+    }
+
+    fn query_prepared(&self, values: &[f32], options: &QueryOptions) -> Result<Matches> {
+        limits::check_top_k(
+            options.top_k,
+            options.return_values,
+            options.return_metadata,
+        )?;
+        let namespace = self.read_namespace(options.namespace.as_deref())?;
+        if let Some(ns) = &namespace {
+            limits::validate_namespace(ns)?;
+        }
+        let filter = options
+            .filter
+            .as_ref()
+            .map(parse_filter)
+            .transpose()
+            .map_err(|e| verr(codes::INVALID_FILTER, e.to_string()))?;
+        let query = prepare(self.row.metric, values);
+        let engine = &self.shared.vectors;
+        self.with_state(|tx, row, state| {
+            let meta_indexes = store::metadata_indexes(tx, row.index_id)?;
+            let types = |p: &str| {
+                meta_indexes
+                    .iter()
+                    .find(|(n, _, _)| n == p)
+                    .map(|(_, t, _)| *t)
+            };
+            let segs = state.inner.read().unwrap_or_else(|e| e.into_inner());
+            let candidates: Option<IdBitset> = match (&filter, &namespace) {
+                (Some(f), ns) => {
+                    let sql = candidate_sql(row.index_id, ns.as_deref(), Some(f), &types).map_err(
+                        |e| {
+                            let code = if e.reason.contains("metadata index") {
+                                codes::FILTER_WITHOUT_METADATA_INDEX
+                            } else {
+                                codes::INVALID_FILTER
+                            };
+                            verr(code, e.to_string())
+                        },
+                    )?;
+                    let mut stmt = tx.prepare(&sql.sql)?;
+                    let vids = stmt
+                        .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+                            r.get::<_, i64>(0)
+                        })?;
+                    let mut set = IdBitset::new();
+                    for vid in vids {
+                        set.insert(u64::try_from(vid?).unwrap_or(0));
+                    }
+                    Some(set)
+                }
+                (None, Some(ns)) => Some(segs.namespaces.get(ns).cloned().unwrap_or_default()),
+                (None, None) => None,
+            };
+            let hits = engine.search(
+                &segs,
+                row.metric,
+                &query,
+                options.top_k,
+                candidates.as_ref(),
+            );
+            drop(segs);
+            let vids: Vec<u64> = hits.iter().map(|h| h.id).collect();
+            let rows = store::vectors_by_vid(tx, row.index_id, &vids)?;
+            let mut matches = Vec::with_capacity(rows.len());
+            for hit in &hits {
+                let Some(v) = rows.iter().find(|r| r.vid == hit.id) else {
+                    continue;
+                };
+                // Re-check what the search promised: live, in the namespace, through the filter.
+                if namespace.is_some() && v.namespace != namespace {
+                    continue;
+                }
+                if candidates.as_ref().is_some_and(|c| !c.contains(v.vid)) {
+                    continue;
+                }
+                matches.push(Match {
+                    id: v.id.clone(),
+                    score: row.metric.score(hit.distance),
+                    values: options
+                        .return_values
+                        .then(|| v.values.iter().map(|&x| f32_rounded(x)).collect()),
+                    namespace: v.namespace.clone(),
+                    metadata: project_metadata(
+                        v.metadata.as_ref(),
+                        options.return_metadata,
+                        &meta_indexes,
+                    ),
+                });
+            }
+            let better = |a: &Match, b: &Match| {
+                let by_score = if row.metric.higher_is_better() {
+                    b.score.total_cmp(&a.score)
+                } else {
+                    a.score.total_cmp(&b.score)
+                };
+                by_score.then_with(|| a.id.cmp(&b.id))
+            };
+            matches.sort_by(better);
+            matches.truncate(options.top_k);
+            Ok(Matches {
+                count: matches.len(),
+                matches,
+            })
+        })
+    }
+
+    /// The stored vectors with these ids, in input order, duplicates dropped, missing ids
+    /// omitted (on a private index, another tenant's ids count as missing). At most 20 ids.
+    pub fn get_by_ids(&self, ids: &[String]) -> Result<Vec<Vector>> {
+        limits::check_get_ids(ids.len())?;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for id in ids {
+            if !seen.insert(id.as_str()) {
+                continue;
+            }
+            let found = self
+                .shared
+                .admin
+                .internal(|c| store::vector_by_id(c, self.row.index_id, id))?;
+            if let Some(v) = found.filter(|v| self.visible(v)) {
+                out.push(Vector {
+                    id: v.id,
+                    values: v.values.iter().map(|&x| f32_rounded(x)).collect(),
+                    namespace: v.namespace,
+                    metadata: v.metadata.and_then(|m| m.as_object().cloned()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes vectors by id; unknown ids (and, on a private index, another tenant's) are
+    /// ignored. At most 100 ids.
+    pub fn delete_by_ids(&self, ids: &[String]) -> Result<MutationResult> {
+        self.check_write()?;
+        limits::check_delete_ids(ids.len())?;
+        let mid = mutation_id();
+        let now = crate::time::now_iso();
+        self.with_state(|tx, row, state| {
+            let mut segs = state.inner.write().unwrap_or_else(|e| e.into_inner());
+            let seq = store::next_mutation(tx, row.index_id, "delete", &mid, &now)?;
+            for id in ids {
+                let Some(old) = store::vector_by_id(tx, row.index_id, id)? else {
+                    continue;
+                };
+                if !self.visible(&old) {
+                    continue;
+                }
+                store::delete_vector_with(tx, row.index_id, &old, seq)?;
+                segs.live.remove(old.vid);
+                if let Some(set) = old
+                    .namespace
+                    .as_ref()
+                    .and_then(|ns| segs.namespaces.get_mut(ns))
+                {
+                    set.remove(old.vid);
+                }
+            }
+            segs.namespaces.retain(|_, set| !set.is_empty());
+            segs.seq = seq;
+            Ok(MutationResult {
+                mutation_id: mid.clone(),
+            })
+        })
+    }
+
+    /// Vectorize's `describe()`: dimensions, vector count and the last applied mutation. In a
+    /// tenant session on a private index, the count is the tenant's own.
+    pub fn describe(&self) -> Result<IndexInfo> {
+        self.shared.admin.internal_tx(|tx| {
+            let row = store::index_by_name(tx, &self.row.name)?
+                .ok_or_else(|| not_found(&self.row.name))?;
+            let count = match self.forced_namespace() {
+                Some(ns) => tx.query_row(
+                    "SELECT count(*) FROM d1vec_vectors WHERE index_id = ?1 AND namespace = ?2",
+                    rusqlite::params![row.index_id, ns],
+                    |r| r.get::<_, i64>(0),
+                )? as u64,
+                None => store::count_vectors(tx, row.index_id)?,
+            };
+            Ok(IndexInfo {
+                dimensions: row.dimensions,
+                vector_count: count,
+                processed_up_to_datetime: row.last_mutation_at,
+                processed_up_to_mutation: row.last_mutation,
+            })
+        })
+    }
+
+    /// The index's name, description and configuration, as Vectorize's "get index".
+    pub fn description(&self) -> IndexDescription {
+        describe_row(&self.row)
+    }
+
+    /// Lists vector ids in id order, `count` (1..=1000, default 100) at a time. The first call
+    /// takes a snapshot: later pages show the ids as they were then.
+    pub fn list_vectors(
+        &self,
+        count: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<ListVectorsResponse> {
+        super::list::list_vectors(
+            &self.shared,
+            &self.row,
+            self.forced_namespace(),
+            count,
+            cursor,
+        )
+    }
+
+    /// Creates a metadata index on `property` (a dotted path). Not retroactive, as in
+    /// Vectorize: vectors already stored are not covered until they are upserted again; the
+    /// result says how many.
+    pub fn create_metadata_index(
+        &self,
+        property: &str,
+        index_type: IndexType,
+    ) -> Result<MetadataIndexCreated> {
+        self.check_admin("metadata indexes")?;
+        validate_property(property)?;
+        let mid = mutation_id();
+        let now = crate::time::now_iso();
+        self.with_state(|tx, row, state| {
+            let existing = store::metadata_indexes(tx, row.index_id)?;
+            if existing.iter().any(|(p, _, _)| p == property) {
+                return Err(verr(codes::DUPLICATE_METADATA_INDEX, format!("A metadata index for property {property} already exists")));
+            }
+            if existing.len() >= limits::MAX_METADATA_INDEXES {
+                return Err(verr(
+                    codes::TOO_MANY_METADATA_INDEXES,
+                    format!("an index can have at most {} metadata indexes", limits::MAX_METADATA_INDEXES),
+                ));
+            }
+            let seq = store::next_mutation(tx, row.index_id, "create_metadata_index", &mid, &now)?;
+            tx.execute(
+                "INSERT INTO d1vec_metadata_indexes (index_id, property, index_type, created_seq) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![row.index_id, property, store::index_type_str(index_type), seq],
+            )?;
+            state.inner.write().unwrap_or_else(|e| e.into_inner()).seq = seq;
+            Ok(MetadataIndexCreated {
+                mutation_id: mid.clone(),
+                vectors_not_covered: store::count_vectors(tx, row.index_id)?,
+            })
+        })
+    }
+
+    /// The metadata indexes, by property name.
+    pub fn list_metadata_indexes(&self) -> Result<Vec<MetadataIndex>> {
+        let rows = self
+            .shared
+            .admin
+            .internal(|c| store::metadata_indexes(c, self.row.index_id))?;
+        Ok(rows
+            .into_iter()
+            .map(|(property_name, index_type, _)| MetadataIndex {
+                property_name,
+                index_type,
+            })
+            .collect())
+    }
+
+    /// Deletes the metadata index on `property` (error 40005 if there is none).
+    pub fn delete_metadata_index(&self, property: &str) -> Result<MutationResult> {
+        self.check_admin("metadata indexes")?;
+        let mid = mutation_id();
+        let now = crate::time::now_iso();
+        self.with_state(|tx, row, state| {
+            let gone = tx.execute(
+                "DELETE FROM d1vec_metadata_indexes WHERE index_id = ?1 AND property = ?2",
+                rusqlite::params![row.index_id, property],
+            )?;
+            if gone == 0 {
+                return Err(verr(
+                    codes::METADATA_INDEX_NOT_FOUND,
+                    format!("metadata index not found: {property}"),
+                ));
+            }
+            tx.execute(
+                "DELETE FROM d1vec_meta_values WHERE index_id = ?1 AND property = ?2",
+                rusqlite::params![row.index_id, property],
+            )?;
+            let seq = store::next_mutation(tx, row.index_id, "delete_metadata_index", &mid, &now)?;
+            state.inner.write().unwrap_or_else(|e| e.into_inner()).seq = seq;
+            Ok(MutationResult {
+                mutation_id: mid.clone(),
+            })
+        })
+    }
+
+    /// Rebuilds the index's files from its live vectors: one sealed segment, no tombstones.
+    pub fn compact(&self) -> Result<()> {
+        self.check_admin("compaction")?;
+        let engine = &self.shared.vectors;
+        self.with_state(|tx, row, state| engine.compact(tx, row, state))
+    }
+
+    /// Writes the mutable segment to a sealed, memory-mapped file now (normally it is sealed
+    /// when it reaches `EngineOptions::seal_at` vectors). A no-op for in-memory databases.
+    pub fn seal(&self) -> Result<()> {
+        self.check_admin("sealing")?;
+        let engine = &self.shared.vectors;
+        self.with_state(|_, row, state| {
+            let mut segs = state.inner.write().unwrap_or_else(|e| e.into_inner());
+            engine.seal(row, &mut segs)
+        })
+    }
+
+    fn check_admin(&self, what: &str) -> Result<()> {
+        if self.tenant().is_some() {
+            return Err(self.violation(format!("{what} of index `{}`", self.row.name)));
+        }
+        Ok(())
+    }
+}
+
+/// What creating a metadata index returns: the mutation, and how many stored vectors it does
+/// not cover (they need an upsert to become filterable on it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetadataIndexCreated {
+    /// The mutation's id.
+    pub mutation_id: String,
+    /// Vectors stored before the index existed.
+    pub vectors_not_covered: u64,
+}
+
+/// A metadata index's property must be a valid filter key: non-empty dotted path of
+/// non-empty segments, at most 512 characters, no `"`, not starting with `$`.
+fn validate_property(property: &str) -> Result<()> {
+    let bad = property.is_empty()
+        || property.chars().count() > 512
+        || property.contains('"')
+        || property.starts_with('$')
+        || property.split('.').any(str::is_empty);
+    if bad {
+        return Err(verr(
+            codes::INVALID_METADATA,
+            format!("invalid metadata index property `{property}`: a non-empty dotted path of at most 512 characters, without `\"` or a leading `$`"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn not_found(name: &str) -> Error {
+    verr(
+        codes::INDEX_NOT_FOUND,
+        format!("vectorize.index.not_found - Index name \"{name}\""),
+    )
+}
+
+pub(crate) fn describe_row(row: &IndexRow) -> IndexDescription {
+    IndexDescription {
+        name: row.name.clone(),
+        description: row.description.clone(),
+        config: IndexConfig {
+            dimensions: row.dimensions,
+            metric: row.metric,
+        },
+        created_on: row.created_on.clone(),
+        modified_on: row.modified_on.clone(),
+    }
+}
+
+/// Metadata as `returnMetadata` asks: nothing, the indexed properties (strings truncated to
+/// their indexed 64 bytes), or everything.
+fn project_metadata(
+    metadata: Option<&Json>,
+    level: ReturnMetadata,
+    meta_indexes: &[(String, IndexType, i64)],
+) -> Option<Map<String, Json>> {
+    match level {
+        ReturnMetadata::None => None,
+        ReturnMetadata::All => metadata.and_then(|m| m.as_object().cloned()),
+        ReturnMetadata::Indexed => {
+            let mut out = Map::new();
+            for (property, ty, _) in meta_indexes {
+                let value = match indexed_value(metadata, property, *ty) {
+                    Indexed::Absent => continue,
+                    Indexed::Null => Json::Null,
+                    Indexed::Value(Scalar::String(s)) => Json::String(s),
+                    Indexed::Value(Scalar::Number(n)) => {
+                        serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number)
+                    }
+                    Indexed::Value(Scalar::Bool(b)) => Json::Bool(b),
+                    Indexed::Value(Scalar::Null) => Json::Null,
+                };
+                insert_path(&mut out, property, value);
+            }
+            Some(out)
+        }
+    }
+}
+
+fn insert_path(obj: &mut Map<String, Json>, path: &str, value: Json) {
+    match path.split_once('.') {
+        None => {
+            obj.insert(path.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let child = obj
+                .entry(head.to_owned())
+                .or_insert_with(|| Json::Object(Map::new()));
+            if let Json::Object(m) = child {
+                insert_path(m, rest, value);
+            }
+        }
+    }
+}
