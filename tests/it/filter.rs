@@ -1018,6 +1018,16 @@ fn fuzz_corpus_replays() {
         assert_eq!(parse_filter_text(text), first, "{}", path.display());
         if let Ok(filter) = first {
             accepted += 1;
+            // As the fuzz target: an accepted filter serialises back to itself.
+            let again = filter.to_json().to_string();
+            if again.len() < d1vec::vectorize::filter::MAX_FILTER_BYTES {
+                assert_eq!(
+                    parse_filter_text(&again).as_ref(),
+                    Ok(&filter),
+                    "{}",
+                    path.display()
+                );
+            }
             for ty in [IndexType::String, IndexType::Number, IndexType::Boolean] {
                 let q = candidate_sql(1, None, Some(&filter), &|_| Some(ty)).unwrap();
                 assert_eq!(
