@@ -128,13 +128,19 @@ impl VectorIndex {
         &self,
         f: impl FnOnce(&rusqlite::Connection, &IndexRow, &Arc<IndexState>) -> Result<T>,
     ) -> Result<T> {
-        self.shared.admin.internal_tx(|tx| {
+        let result = self.shared.admin.internal_tx(|tx| {
             let row = store::index_by_name(tx, &self.row.name)?
                 .filter(|r| r.index_id == self.row.index_id)
                 .ok_or_else(|| not_found(&self.row.name))?;
             let state = self.shared.vectors.state(tx, &row)?;
             f(tx, &row, &state)
-        })
+        });
+        if result.is_err() {
+            // The memory may have followed a write that SQLite then rolled back (or a seal
+            // of its uncommitted vids): rebuild it from what SQLite holds.
+            self.shared.vectors.forget(self.row.index_id);
+        }
+        result
     }
 
     /// Inserts vectors; an id that already exists keeps its stored vector (the first wins,

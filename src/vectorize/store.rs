@@ -233,6 +233,16 @@ pub(crate) fn next_mutation(
     Ok(seq)
 }
 
+/// The internal id the index will hand out next: every committed vid is below it.
+pub(crate) fn next_vid(conn: &Connection, index_id: i64) -> rusqlite::Result<u64> {
+    let next: i64 = conn.query_row(
+        "SELECT next_vid FROM d1vec_indexes WHERE index_id = ?1",
+        [index_id],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(next).unwrap_or(0))
+}
+
 /// Allocates `n` fresh internal ids; returns the first.
 pub(crate) fn allocate_vids(conn: &Connection, index_id: i64, n: usize) -> rusqlite::Result<u64> {
     let first: i64 = conn.query_row(
@@ -316,12 +326,17 @@ pub(crate) fn live_vids(
     conn: &Connection,
     index_id: i64,
 ) -> rusqlite::Result<Vec<(u64, Option<String>)>> {
-    let mut stmt =
-        conn.prepare("SELECT vid, namespace FROM d1vec_vectors WHERE index_id = ?1 ORDER BY vid")?;
+    // The (index_id, namespace, vid) index covers this query: reading it never touches the
+    // table's pages, which hold every vector's values (nearly all of the file).
+    let mut stmt = conn.prepare(
+        "SELECT vid, namespace FROM d1vec_vectors INDEXED BY d1vec_vectors_ns WHERE index_id = ?1",
+    )?;
     let rows = stmt.query_map([index_id], |r| {
         Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
     })?;
-    rows.collect()
+    let mut all = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    all.sort_unstable_by_key(|(vid, _)| *vid);
+    Ok(all)
 }
 
 /// Deletes the live vector `old` and its indexed metadata, leaving a tombstone that keeps

@@ -1,11 +1,13 @@
 //! The single integration-test binary: one module per concern.
 
 mod cli;
+mod cli_vectorize;
 mod conformance;
 mod d1;
 mod export;
 mod filter;
 mod fixtures;
+mod fuzz_replay;
 mod isolation;
 mod isolation_diff;
 mod migrations;
@@ -14,4 +16,7 @@ mod pagination;
 mod schema;
 mod segment;
 mod split;
+mod vector_crash;
+mod vector_model;
+mod vector_recovery;
 mod vectorize_types;
