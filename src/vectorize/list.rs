@@ -3,7 +3,8 @@
 //! The cursor carries the mutation sequence of the snapshot and the last id returned. A page
 //! shows the vectors written at or before the snapshot that are still live, plus those
 //! deleted or replaced after it (kept as tombstones until `compact`). Cursors expire after
-//! an hour, or when compaction clears the tombstones they rely on.
+//! an hour. A compaction during a listing clears those tombstones: the listing goes on,
+//! without the vectors deleted or replaced after its snapshot.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
