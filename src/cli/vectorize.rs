@@ -302,7 +302,9 @@ pub fn run(
             both(json, serde_json::to_value(&created)?, |v| {
                 format!(
                     "Created index {} ({} dimensions, {})",
-                    v["name"], v["config"]["dimensions"], v["config"]["metric"]
+                    text_of(&v["name"]),
+                    v["config"]["dimensions"],
+                    text_of(&v["config"]["metric"])
                 )
             })
         }
@@ -393,7 +395,7 @@ pub fn run(
         C::DeleteVectors { name, ids } => {
             let m = open(db, tenant, &name)?.delete_by_ids(&ids)?;
             both(json, serde_json::to_value(&m)?, |v| {
-                format!("Deleted; mutation {}", v["mutationId"])
+                format!("Deleted; mutation {}", text_of(&v["mutationId"]))
             })
         }
         C::ListVectors {
@@ -434,7 +436,7 @@ pub fn run(
             both(json, serde_json::to_value(&created)?, |v| {
                 let mut t = format!(
                     "Created metadata index on {property_name}; mutation {}",
-                    v["mutationId"]
+                    text_of(&v["mutationId"])
                 );
                 if v["vectorsNotCovered"].as_u64().unwrap_or(0) > 0 {
                     t.push_str(&format!(
@@ -468,7 +470,7 @@ pub fn run(
             both(json, serde_json::to_value(&m)?, |v| {
                 format!(
                     "Deleted metadata index on {property_name}; mutation {}",
-                    v["mutationId"]
+                    text_of(&v["mutationId"])
                 )
             })
         }
@@ -612,4 +614,9 @@ fn export(index: &VectorIndex, out: &mut dyn Write) -> Result<usize> {
             None => return Ok(written),
         }
     }
+}
+
+/// A JSON string's text without quotes (other values as JSON).
+fn text_of(v: &Json) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
 }
