@@ -27,9 +27,11 @@
 //! - [`rollup`]: daily rollups and their k-anonymity rule ([`catalog::K_ANONYMITY`]).
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod catalog;
 pub mod cli;
 mod db;
+pub mod embed;
 pub mod error;
 pub mod index;
 pub mod rollup;

@@ -44,6 +44,10 @@ pub enum Command {
     },
     /// Recompute the daily rollup tables from raw events (idempotent).
     Rollup(RollupArgs),
+    /// Print a text's vector from the offline embedder, as a JSON array. The embedder is
+    /// lexical (feature hashing of words and character 3-grams), a stand-in for a semantic
+    /// model; it needs no database.
+    Embed(EmbedArgs),
 }
 
 /// `d1vec d1 …`
@@ -150,4 +154,14 @@ pub struct RollupArgs {
     /// Recompute every day from this one on (YYYY-MM-DD).
     #[arg(long)]
     pub since: Option<String>,
+}
+
+/// `embed`
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Dimensions of the vector (1..=1536).
+    #[arg(long, default_value_t = crate::embed::DEFAULT_DIMENSIONS)]
+    pub dims: usize,
+    /// The text to embed (quote it; put `--` before a text that starts with `-`).
+    pub text: String,
 }

@@ -49,6 +49,10 @@ pub fn main_with(cli: Cli) -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> Result<Printed> {
+    // Commands that need no database run before one is opened (or created).
+    if let Command::Embed(a) = &cli.command {
+        return embed(a);
+    }
     let db = Database::open(&cli.db)?;
     let tenant = cli.tenant.as_deref().map(|t| db.tenant(t)).transpose()?;
     match cli.command {
@@ -166,7 +170,17 @@ fn run(cli: Cli) -> Result<Printed> {
                 Printed::Text(output::table(&["table".into(), "rows".into()], &rows))
             })
         }
+        Command::Embed(a) => embed(&a),
     }
+}
+
+/// `embed`: the vector as one compact JSON array, with or without `--json`, so it can be
+/// piped into `vectorize query --vector-file -`. Each value is printed in the shortest form
+/// that reads back as the same `f32`.
+fn embed(a: &args::EmbedArgs) -> Result<Printed> {
+    use crate::embed::{Embedder, HashingEmbedder};
+    let vector = HashingEmbedder::new(a.dims)?.embed(&a.text);
+    Ok(Printed::Text(serde_json::to_string(&vector)?))
 }
 
 /// Paging on either kind of session, for the CLI's `dyn` dispatch.

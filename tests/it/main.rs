@@ -1,9 +1,11 @@
 //! The single integration-test binary: one module per concern.
 
+mod bench_io;
 mod cli;
 mod cli_vectorize;
 mod conformance;
 mod d1;
+mod embed;
 mod export;
 mod filter;
 mod fixtures;
