@@ -31,6 +31,7 @@ pub mod bench;
 pub mod catalog;
 pub mod cli;
 mod db;
+pub mod demo;
 pub mod embed;
 pub mod error;
 pub mod index;

@@ -5,6 +5,7 @@ mod cli;
 mod cli_vectorize;
 mod conformance;
 mod d1;
+mod demo_dataset;
 mod embed;
 mod export;
 mod filter;
