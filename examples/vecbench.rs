@@ -103,9 +103,11 @@ fn dir_bytes(path: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// `v` scaled to unit length, as the engine stores cosine vectors.
 fn prepared(v: &[f32]) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter().map(|x| x / n).collect()
+    let mut out = v.to_vec();
+    d1vec::index::distance::normalize_in_place(&mut out);
+    out
 }
 
 fn main() {

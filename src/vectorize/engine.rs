@@ -192,6 +192,8 @@ impl Engine {
     fn load(&self, conn: &Connection, row: &IndexRow) -> Result<IndexState> {
         let options = self.options();
         let mut sealed = Vec::new();
+        // Every vid some kept segment holds.
+        let mut covered = IdBitset::new();
         if let Some(dir) = self.index_dir(row.index_id) {
             if dir.exists() {
                 let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -200,7 +202,6 @@ impl Engine {
                     .collect();
                 paths.sort();
                 let next_vid = store::next_vid(conn, row.index_id)?;
-                let mut covered = IdBitset::new();
                 for path in paths {
                     if is_stamp(&path) {
                         // Kept while its segment exists; a stale stamp never matches.
@@ -241,12 +242,6 @@ impl Engine {
             live.insert(vid);
             if let Some(ns) = ns {
                 namespaces.entry(ns).or_default().insert(vid);
-            }
-        }
-        let mut covered = IdBitset::new();
-        for seg in &sealed {
-            for &id in seg.ids() {
-                covered.insert(id);
             }
         }
         let missing: Vec<u64> = live.iter().filter(|v| !covered.contains(*v)).collect();

@@ -6,7 +6,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn d1vec(db: &Path, args: &[&str]) -> Output {
+/// Runs the `d1vec` binary on `db` with `args`.
+pub(crate) fn d1vec(db: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_d1vec"))
         .arg("--db")
         .arg(db)
@@ -16,7 +17,9 @@ fn d1vec(db: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok_json(db: &Path, args: &[&str]) -> Value {
+/// Runs a command that must succeed; returns its JSON output.
+#[track_caller]
+pub(crate) fn ok_json(db: &Path, args: &[&str]) -> Value {
     let out = d1vec(db, args);
     assert!(
         out.status.success(),

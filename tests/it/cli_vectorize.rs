@@ -5,31 +5,12 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-fn d1vec(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_d1vec"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("D1VEC_TENANT")
-        .output()
-        .unwrap()
-}
-
-#[track_caller]
-fn ok_json(db: &Path, args: &[&str]) -> Value {
-    let out = d1vec(db, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
+use crate::cli::{d1vec, ok_json};
+use crate::oracle::cosine;
 
 /// Runs a command that must fail; returns its JSON error from stderr.
 #[track_caller]
@@ -39,13 +20,6 @@ fn err_json(db: &Path, args: &[&str]) -> Value {
     assert!(out.stdout.is_empty(), "{args:?} printed on stdout");
     serde_json::from_slice(&out.stderr)
         .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr)))
-}
-
-fn cosine(a: &[f64], b: &[f64]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-    dot / (na * nb)
 }
 
 /// 30 vectors of 4 dims, with negative values, metadata and two namespaces.

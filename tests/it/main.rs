@@ -15,6 +15,7 @@ mod isolation;
 mod isolation_diff;
 mod migrations;
 mod mutable;
+mod oracle;
 mod pagination;
 mod schema;
 mod segment;

@@ -41,6 +41,8 @@ use d1vec::index::Metric;
 use d1vec::vectorize::types::{QueryOptions, Vector};
 use d1vec::vectorize::{CreateIndex, EngineOptions, VectorIndex};
 use d1vec::Database;
+
+use crate::oracle::brute;
 use serde_json::{json, Map, Value};
 
 /// Set (to the database path) only in the child process.
@@ -295,23 +297,6 @@ fn get_all(ix: &VectorIndex, ids: &[String]) -> Vec<Vector> {
         out.extend(ix.get_by_ids(chunk).unwrap());
     }
     out
-}
-
-fn cosine(a: &[f64], b: &[f64]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-    dot / (na * nb)
-}
-
-/// Brute-force cosine ranking of `stored`: best first, ties by id.
-fn brute(stored: &[&Vector], q: &[f64]) -> Vec<(String, f64)> {
-    let mut all: Vec<(String, f64)> = stored
-        .iter()
-        .map(|v| (v.id.clone(), cosine(&v.values, q)))
-        .collect();
-    all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    all
 }
 
 /// An exact-mode answer must be the brute-force top `k`: each returned id stored with that

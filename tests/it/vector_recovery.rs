@@ -34,6 +34,8 @@ use d1vec::vectorize::filter::eval::IndexType;
 use d1vec::vectorize::types::{Matches, QueryOptions, ReturnMetadata, Vector};
 use d1vec::vectorize::{CreateIndex, EngineOptions, VectorIndex};
 use d1vec::Database;
+
+use crate::oracle::brute;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{json, Value};
@@ -537,22 +539,6 @@ fn same_vectors(got: &[Vector], want: &[Vector], what: &str) {
         panic!("{what}: got {g:?}, want {w:?}");
     }
     assert_eq!(got.len(), want.len(), "{what}: wrong number of vectors");
-}
-
-fn cosine(a: &[f64], b: &[f64]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-    dot / (na * nb)
-}
-
-fn brute(scope: &[&Vector], q: &[f64]) -> Vec<(String, f64)> {
-    let mut all: Vec<(String, f64)> = scope
-        .iter()
-        .map(|v| (v.id.clone(), cosine(&v.values, q)))
-        .collect();
-    all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    all
 }
 
 #[track_caller]
