@@ -38,6 +38,33 @@ pub(crate) struct Shared {
     pub(crate) admin: SqlConn,
     /// The vector indexes' in-memory state.
     pub(crate) vectors: crate::vectorize::engine::Engine,
+    /// Idle connections for the engine's reads (searches), opened on demand.
+    pub(crate) readers: std::sync::Mutex<Vec<SqlConn>>,
+}
+
+/// Idle reader connections kept open; more are opened while more searches run at once.
+const IDLE_READERS: usize = 8;
+
+impl Shared {
+    /// Runs a read-only engine call in a deferred transaction on a pooled connection of its
+    /// own, so that searches run in parallel and never wait for the admin connection (which
+    /// a statement calling into the engine may be holding).
+    pub(crate) fn read_tx<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let idle = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => SqlConn::open(&self.location, &self.options)?,
+        };
+        let out = conn.internal_read_tx(f);
+        let mut idle = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
 }
 
 /// Options for opening a [`Database`]; see [`Database::builder`].
@@ -116,6 +143,7 @@ impl Database {
                 options,
                 admin,
                 vectors,
+                readers: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }

@@ -129,6 +129,20 @@ impl SqlConn {
         Ok(out)
     }
 
+    /// Runs engine code inside one deferred (read) transaction: it sees one snapshot and
+    /// takes no write lock, so readers run beside each other and beside a writer.
+    pub fn internal_read_tx<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.lock();
+        let _internal = self.auth.internal();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
     /// Runs `stmts` in one transaction, as D1's `batch()` does: in order, and all rolled
     /// back if any fails.
     pub fn run_batch(&self, stmts: &[Bound]) -> Result<Vec<D1Result>> {

@@ -23,7 +23,9 @@ use crate::index::{Allow, GraphParams, Hit, IdBitset, Metric};
 /// Tuning knobs of the vector engine. Defaults were chosen by measurement (see README).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EngineOptions {
-    /// Candidate sets at most this large are scored exactly instead of searched in the graph.
+    /// When the vectors a query may return (its namespace and filter candidates, or every
+    /// live vector) number at most this many, they are scored exactly instead of searched
+    /// in the graph: exact answers, and faster than the graph at these sizes.
     pub exact_max_candidates: usize,
     /// The mutable segment is sealed into a file when it holds this many vectors.
     pub seal_at: usize,
@@ -79,6 +81,11 @@ pub(crate) struct Engine {
     dir: Option<PathBuf>,
     options: Mutex<EngineOptions>,
     loaded: Mutex<HashMap<i64, Arc<IndexState>>>,
+    /// Held while an index's state is built, so concurrent readers build it once.
+    loading: Mutex<()>,
+    /// Held while segment files are scanned, written or removed, so that a reader building
+    /// state never takes a seal's or a compaction's half-done files for leftovers.
+    files: Mutex<()>,
     counters: Counters,
 }
 
@@ -86,6 +93,8 @@ pub(crate) struct Engine {
 pub(crate) struct IndexState {
     pub row: IndexRow,
     pub inner: RwLock<Segments>,
+    /// Filter candidate sets of recent queries.
+    pub candidates: super::candidates::CandidateCache,
 }
 
 impl std::fmt::Debug for IndexState {
@@ -119,6 +128,8 @@ impl Engine {
             dir,
             options: Mutex::new(EngineOptions::default()),
             loaded: Mutex::new(HashMap::new()),
+            loading: Mutex::new(()),
+            files: Mutex::new(()),
             counters: Counters::default(),
         }
     }
@@ -164,20 +175,44 @@ impl Engine {
         Ok(())
     }
 
-    /// The state of `row`'s index, loaded (or reloaded when SQLite moved on) as needed.
+    /// The state of `row`'s index, loaded (or reloaded when SQLite moved on) as needed. For
+    /// writers, on the admin connection: the state must reflect exactly `row.seq`.
     pub fn state(&self, conn: &Connection, row: &IndexRow) -> Result<Arc<IndexState>> {
-        let cached = self
+        self.state_matching(conn, row, |seq| seq == row.seq)
+    }
+
+    /// The state of `row`'s index for a search on a reader connection. The reader's snapshot
+    /// may be older than the memory (a write committed since it began), so a newer state is
+    /// used as it is: the search re-checks every hit against the rows of its snapshot.
+    pub fn state_for_read(&self, conn: &Connection, row: &IndexRow) -> Result<Arc<IndexState>> {
+        self.state_matching(conn, row, |seq| seq >= row.seq)
+    }
+
+    fn cached(&self, row: &IndexRow, usable: &impl Fn(i64) -> bool) -> Option<Arc<IndexState>> {
+        let state = self
             .loaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&row.index_id)
-            .cloned();
-        if let Some(state) = cached {
-            let fresh = state.row.dimensions == row.dimensions && state.row.metric == row.metric;
-            let seq = state.inner.read().unwrap_or_else(|e| e.into_inner()).seq;
-            if fresh && seq == row.seq {
-                return Ok(state);
-            }
+            .cloned()?;
+        let same_shape = state.row.dimensions == row.dimensions && state.row.metric == row.metric;
+        let seq = state.inner.read().unwrap_or_else(|e| e.into_inner()).seq;
+        (same_shape && usable(seq)).then_some(state)
+    }
+
+    fn state_matching(
+        &self,
+        conn: &Connection,
+        row: &IndexRow,
+        usable: impl Fn(i64) -> bool,
+    ) -> Result<Arc<IndexState>> {
+        if let Some(state) = self.cached(row, &usable) {
+            return Ok(state);
+        }
+        let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        // Another thread may have loaded it while this one waited.
+        if let Some(state) = self.cached(row, &usable) {
+            return Ok(state);
         }
         let state = Arc::new(self.load(conn, row)?);
         self.loaded
@@ -194,6 +229,7 @@ impl Engine {
         let mut sealed = Vec::new();
         // Every vid some kept segment holds.
         let mut covered = IdBitset::new();
+        let files = self.files.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(dir) = self.index_dir(row.index_id) {
             if dir.exists() {
                 let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -236,6 +272,7 @@ impl Engine {
                 }
             }
         }
+        drop(files);
         let mut live = IdBitset::new();
         let mut namespaces: HashMap<String, IdBitset> = HashMap::new();
         for (vid, ns) in store::live_vids(conn, row.index_id)? {
@@ -270,6 +307,7 @@ impl Engine {
         Ok(IndexState {
             row: row.clone(),
             inner: RwLock::new(segments),
+            candidates: Default::default(),
         })
     }
 
@@ -283,6 +321,12 @@ impl Engine {
 
     /// Writes the mutable segment to a new sealed file and starts an empty one.
     pub fn seal(&self, row: &IndexRow, segs: &mut Segments) -> Result<()> {
+        let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        self.seal_unlocked(row, segs)
+    }
+
+    /// [`Engine::seal`] for a caller already holding the files lock.
+    fn seal_unlocked(&self, row: &IndexRow, segs: &mut Segments) -> Result<()> {
         let Some(dir) = self.index_dir(row.index_id) else {
             return Ok(());
         };
@@ -327,8 +371,9 @@ impl Engine {
         let old: Vec<PathBuf> = segs.sealed.iter().map(|s| s.path().to_path_buf()).collect();
         segs.sealed.clear();
         segs.mutable = mutable;
+        let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
         if self.dir.is_some() {
-            self.seal(row, &mut segs)?;
+            self.seal_unlocked(row, &mut segs)?;
         }
         let keep: Vec<PathBuf> = segs.sealed.iter().map(|s| s.path().to_path_buf()).collect();
         for path in old.into_iter().filter(|p| !keep.contains(p)) {
@@ -358,7 +403,7 @@ impl Engine {
         if allowed.is_empty() || k == 0 {
             return Vec::new();
         }
-        if candidates.is_some() && allowed.len() <= options.exact_max_candidates {
+        if allowed.len() <= options.exact_max_candidates {
             self.counters.exact.fetch_add(1, Ordering::Relaxed);
             return exact_search(segs, metric, query, k, allowed);
         }

@@ -143,6 +143,21 @@ impl VectorIndex {
         result
     }
 
+    /// Runs a search against one read snapshot on a reader connection (see
+    /// [`crate::db`]'s `read_tx`) with the index's state; a failed read leaves the state be.
+    fn with_read_state<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection, &IndexRow, &Arc<IndexState>) -> Result<T>,
+    ) -> Result<T> {
+        self.shared.read_tx(|tx| {
+            let row = store::index_by_name(tx, &self.row.name)?
+                .filter(|r| r.index_id == self.row.index_id)
+                .ok_or_else(|| not_found(&self.row.name))?;
+            let state = self.shared.vectors.state_for_read(tx, &row)?;
+            f(tx, &row, &state)
+        })
+    }
+
     /// Inserts vectors; an id that already exists keeps its stored vector (the first wins,
     /// also within one batch). At most 1,000 vectors per call.
     pub fn insert(&self, vectors: &[Vector]) -> Result<MutationResult> {
@@ -308,8 +323,7 @@ impl VectorIndex {
     pub fn query_by_id(&self, id: &str, options: &QueryOptions) -> Result<Matches> {
         let found = self
             .shared
-            .admin
-            .internal(|c| store::vector_by_id(c, self.row.index_id, id))?
+            .read_tx(|tx| store::vector_by_id(tx, self.row.index_id, id).map_err(Into::into))?
             .filter(|v| self.visible(v));
         let Some(v) = found else {
             return Err(verr(
@@ -345,7 +359,7 @@ impl VectorIndex {
             .map_err(|e| verr(codes::INVALID_FILTER, e.to_string()))?;
         let query = prepare(self.row.metric, values);
         let engine = &self.shared.vectors;
-        self.with_state(|tx, row, state| {
+        self.with_read_state(|tx, row, state| {
             let meta_indexes = store::metadata_indexes(tx, row.index_id)?;
             let types = |p: &str| {
                 meta_indexes
@@ -354,30 +368,43 @@ impl VectorIndex {
                     .map(|(_, t, _)| *t)
             };
             let segs = state.inner.read().unwrap_or_else(|e| e.into_inner());
-            let candidates: Option<IdBitset> = match (&filter, &namespace) {
+            let candidates: Option<Arc<IdBitset>> = match (&filter, &namespace) {
                 (Some(f), ns) => {
-                    let sql = candidate_sql(row.index_id, ns.as_deref(), Some(f), &types).map_err(
-                        |e| {
-                            let code = if e.reason.contains("metadata index") {
-                                codes::FILTER_WITHOUT_METADATA_INDEX
-                            } else {
-                                codes::INVALID_FILTER
-                            };
-                            verr(code, e.to_string())
-                        },
-                    )?;
-                    let mut stmt = tx.prepare(&sql.sql)?;
-                    let vids = stmt
-                        .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
-                            r.get::<_, i64>(0)
-                        })?;
-                    let mut set = IdBitset::new();
-                    for vid in vids {
-                        set.insert(u64::try_from(vid?).unwrap_or(0));
+                    let key = options
+                        .filter
+                        .as_ref()
+                        .map(|json| super::candidates::key(ns.as_deref(), json));
+                    if let Some(hit) = key.as_ref().and_then(|k| state.candidates.get(row.seq, k)) {
+                        Some(hit)
+                    } else {
+                        let sql = candidate_sql(row.index_id, ns.as_deref(), Some(f), &types)
+                            .map_err(|e| {
+                                let code = if e.reason.contains("metadata index") {
+                                    codes::FILTER_WITHOUT_METADATA_INDEX
+                                } else {
+                                    codes::INVALID_FILTER
+                                };
+                                verr(code, e.to_string())
+                            })?;
+                        let mut stmt = tx.prepare(&sql.sql)?;
+                        let vids = stmt
+                            .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+                                r.get::<_, i64>(0)
+                            })?;
+                        let mut set = IdBitset::new();
+                        for vid in vids {
+                            set.insert(u64::try_from(vid?).unwrap_or(0));
+                        }
+                        let set = Arc::new(set);
+                        if let Some(k) = key {
+                            state.candidates.put(row.seq, k, Arc::clone(&set));
+                        }
+                        Some(set)
                     }
-                    Some(set)
                 }
-                (None, Some(ns)) => Some(segs.namespaces.get(ns).cloned().unwrap_or_default()),
+                (None, Some(ns)) => Some(Arc::new(
+                    segs.namespaces.get(ns).cloned().unwrap_or_default(),
+                )),
                 (None, None) => None,
             };
             let hits = engine.search(
@@ -385,7 +412,7 @@ impl VectorIndex {
                 row.metric,
                 &query,
                 options.top_k,
-                candidates.as_ref(),
+                candidates.as_deref(),
             );
             drop(segs);
             let vids: Vec<u64> = hits.iter().map(|h| h.id).collect();

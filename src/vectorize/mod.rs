@@ -5,6 +5,7 @@
 //! hnsw_rs segment and memory-mapped sealed segments under `<db>.vectors/` — are derived from
 //! it. See [`VectorIndex`] for the API and `docs/format.md` for the files.
 
+mod candidates;
 pub mod engine;
 pub mod error;
 pub mod filter;

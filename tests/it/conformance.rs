@@ -5,7 +5,7 @@
 use d1vec::index::Metric;
 use d1vec::vectorize::filter::eval::IndexType;
 use d1vec::vectorize::types::{QueryOptions, ReturnMetadata, Vector};
-use d1vec::vectorize::{CreateIndex, Scope, VectorIndex};
+use d1vec::vectorize::{CreateIndex, EngineOptions, Scope, VectorIndex};
 use d1vec::{Database, Error};
 use serde_json::{json, Map, Value};
 
@@ -799,7 +799,7 @@ fn tenant_scoping_of_private_and_shared_indexes() {
 }
 
 #[test]
-fn planner_takes_exact_for_a_small_tenant_and_graph_without_filter() {
+fn planner_is_exact_up_to_its_threshold_and_takes_the_graph_above() {
     let db = db();
     db.create_index(&CreateIndex::new("plan", 8, Metric::Cosine).scope(Scope::Private))
         .unwrap();
@@ -842,11 +842,24 @@ fn planner_takes_exact_for_a_small_tenant_and_graph_without_filter() {
         got.iter().map(|g| &g.0).collect::<Vec<_>>(),
         want.iter().map(|w| &w.0).collect::<Vec<_>>()
     );
+    // Without a filter the whole index is the candidate set: exact while it is small...
+    let before = db.vector_stats();
+    q(&admin, &query, QueryOptions::new().with_top_k(3));
+    assert_eq!(
+        db.vector_stats().exact_searches,
+        before.exact_searches + 1,
+        "no filter on a small index: exact"
+    );
+    // ...and the graph once it is larger than `exact_max_candidates`.
+    db.set_vector_options(EngineOptions {
+        exact_max_candidates: all.len() - 1,
+        ..EngineOptions::default()
+    });
     let before = db.vector_stats();
     q(&admin, &query, QueryOptions::new().with_top_k(3));
     assert_eq!(
         db.vector_stats().graph_searches,
         before.graph_searches + 1,
-        "no filter: the graph"
+        "no filter on a larger index: the graph"
     );
 }

@@ -985,9 +985,10 @@ impl Run {
         let exact = after.exact_searches - before.exact_searches;
         let graph = after.graph_searches - before.graph_searches;
         let fallback = after.exact_fallbacks - before.exact_fallbacks;
-        let restricted = q.namespace.is_some() || q.filter_json.is_some();
+        // The planner scores exactly whenever the vectors a query may return number at most
+        // `exact_max_candidates`: always in exact mode (1,000,000), never in graph mode (0).
         let searched = u64::from(!eligible.is_empty());
-        let (want_exact, want_graph) = if self.mode.graph || !restricted {
+        let (want_exact, want_graph) = if self.mode.graph {
             (0, searched)
         } else {
             (searched, 0)
