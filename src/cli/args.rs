@@ -48,6 +48,13 @@ pub enum Command {
     /// lexical (feature hashing of words and character 3-grams), a stand-in for a semantic
     /// model; it needs no database.
     Embed(EmbedArgs),
+    /// The benchmark harness: generate a dataset, measure d1vec on it, report against
+    /// hnswlib, faiss and numpy (docs/bench.md). Needs no database.
+    Bench {
+        /// The bench command.
+        #[command(subcommand)]
+        command: super::bench::BenchCommand,
+    },
 }
 
 /// `d1vec d1 …`

@@ -1,6 +1,7 @@
 //! The `d1vec` command line: parse flags, run one command, print its result.
 
 pub mod args;
+pub mod bench;
 pub mod output;
 pub mod vectorize;
 
@@ -21,6 +22,8 @@ use args::{Cli, Command, D1Command, MigrationsCommand};
 enum Printed {
     Json(Json),
     Text(String),
+    /// The command wrote its own output.
+    Nothing,
 }
 
 /// Runs a parsed command line; returns the process's exit status.
@@ -31,6 +34,7 @@ pub fn main_with(cli: Cli) -> std::process::ExitCode {
             let text = match out {
                 Printed::Json(v) => serde_json::to_string_pretty(&v).unwrap_or_default(),
                 Printed::Text(t) => t,
+                Printed::Nothing => return std::process::ExitCode::SUCCESS,
             };
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "{text}");
@@ -50,9 +54,18 @@ pub fn main_with(cli: Cli) -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<Printed> {
     // Commands that need no database run before one is opened (or created).
-    if let Command::Embed(a) = &cli.command {
-        return embed(a);
-    }
+    let cli = match cli.command {
+        Command::Embed(a) => return embed(&a),
+        Command::Bench { command } => {
+            let (value, text) = bench::run(command, cli.json)?;
+            return Ok(match value {
+                Json::Null => Printed::Nothing,
+                v if cli.json => Printed::Json(v),
+                _ => Printed::Text(text),
+            });
+        }
+        command => Cli { command, ..cli },
+    };
     let db = Database::open(&cli.db)?;
     let tenant = cli.tenant.as_deref().map(|t| db.tenant(t)).transpose()?;
     match cli.command {
@@ -170,7 +183,9 @@ fn run(cli: Cli) -> Result<Printed> {
                 Printed::Text(output::table(&["table".into(), "rows".into()], &rows))
             })
         }
-        Command::Embed(a) => embed(&a),
+        Command::Embed(_) | Command::Bench { .. } => {
+            Err(Error::invalid("command", "runs without a database"))
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The single integration-test binary: one module per concern.
 
 mod bench_io;
+mod bench_run;
 mod cli;
 mod cli_vectorize;
 mod conformance;
@@ -17,6 +18,7 @@ mod migrations;
 mod mutable;
 mod oracle;
 mod pagination;
+mod query_paths;
 mod schema;
 mod segment;
 mod split;

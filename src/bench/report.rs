@@ -1,0 +1,379 @@
+//! `bench report`: every system's result lines (`results/*.jsonl`, schema in
+//! `docs/bench.md`) merged into markdown tables and a recall-against-QPS plot.
+//!
+//! The summary picks, per case and system, the single-thread operating point a user would
+//! pick: the fastest ef whose recall@10 is at least [`RECALL_FLOOR`] (or the best recall
+//! when none reaches it), and shows the 2-thread figure at the same ef beside it.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// The recall an operating point must reach to count in the summary.
+pub const RECALL_FLOOR: f64 = 0.95;
+
+/// Reads every `results/*.jsonl` of a dataset folder, in file-name order.
+pub fn read_results(dir: &Path) -> Result<Vec<Value>> {
+    let results = dir.join("results");
+    let mut files: Vec<_> = std::fs::read_dir(&results)
+        .map_err(Error::io(&results))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    let mut lines = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
+        for (i, l) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let v: Value = serde_json::from_str(l).map_err(|e| {
+                Error::invalid(
+                    "results file",
+                    format!("{} line {}: {e}", path.display(), i + 1),
+                )
+            })?;
+            lines.push(v);
+        }
+    }
+    Ok(lines)
+}
+
+/// One search measurement, as the report reads it.
+#[derive(Debug, Clone)]
+struct Point {
+    system: String,
+    case: String,
+    selectivity: f64,
+    threads: u64,
+    ef: Option<u64>,
+    recall: f64,
+    qps: f64,
+    p50: Option<f64>,
+    p99: Option<f64>,
+}
+
+fn points(lines: &[Value]) -> Vec<Point> {
+    lines
+        .iter()
+        .filter(|l| l.get("measure").and_then(Value::as_str) == Some("search"))
+        .filter_map(|l| {
+            Some(Point {
+                system: l.get("system")?.as_str()?.to_owned(),
+                case: l.get("case")?.as_str()?.to_owned(),
+                selectivity: l.get("selectivity").and_then(Value::as_f64).unwrap_or(1.0),
+                threads: l.get("threads")?.as_u64()?,
+                ef: l.get("ef").and_then(Value::as_u64),
+                recall: l.get("recall_at_10")?.as_f64()?,
+                qps: l.get("qps")?.as_f64()?,
+                p50: l.get("p50_ms").and_then(Value::as_f64),
+                p99: l.get("p99_ms").and_then(Value::as_f64),
+            })
+        })
+        .collect()
+}
+
+/// Cases in the order they first appear (unfiltered first, as `cases.json` lists them).
+fn case_order(points: &[Point]) -> Vec<(String, f64)> {
+    let mut cases: Vec<(String, f64)> = Vec::new();
+    for p in points {
+        if !cases.iter().any(|(c, _)| c == &p.case) {
+            cases.push((p.case.clone(), p.selectivity));
+        }
+    }
+    cases
+}
+
+fn systems(points: &[Point]) -> Vec<String> {
+    let mut s: Vec<String> = Vec::new();
+    for p in points {
+        if !s.contains(&p.system) {
+            s.push(p.system.clone());
+        }
+    }
+    s
+}
+
+/// The single-thread operating point of `system` on `case` (see the module doc).
+fn operating_point<'a>(points: &'a [Point], system: &str, case: &str) -> Option<&'a Point> {
+    let mine: Vec<&Point> = points
+        .iter()
+        .filter(|p| p.system == system && p.case == case && p.threads == 1)
+        .collect();
+    let good = mine
+        .iter()
+        .filter(|p| p.recall >= RECALL_FLOOR)
+        .max_by(|a, b| a.qps.total_cmp(&b.qps));
+    good.or_else(|| {
+        mine.iter()
+            .max_by(|a, b| a.recall.total_cmp(&b.recall).then(a.qps.total_cmp(&b.qps)))
+    })
+    .copied()
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "—".to_owned(), |x| format!("{x:.digits$}"))
+}
+
+fn mib(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_owned(), |b| format!("{:.0}", b / 1048576.0))
+}
+
+/// The markdown tables for a set of result lines: a summary per case, build and footprint
+/// per system, and the full sweep.
+pub fn markdown(lines: &[Value]) -> String {
+    let pts = points(lines);
+    let mut out = String::new();
+    if let Some(first) = lines.first() {
+        let _ = writeln!(
+            out,
+            "Dataset `{}`: {} x {} {}, recall@10 against exact ground truth.\n",
+            first.get("dataset").and_then(Value::as_str).unwrap_or("?"),
+            first.get("n").unwrap_or(&Value::Null),
+            first.get("dims").unwrap_or(&Value::Null),
+            first.get("metric").and_then(Value::as_str).unwrap_or("?"),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Search, per case: each system at its fastest single-thread setting with recall@10 >= {RECALL_FLOOR} \
+         (or its best recall), and 2 threads at the same setting.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| case | rows passing | system | ef | recall@10 | QPS 1 thread | QPS 2 threads | 2T / 1T | p50 ms | p99 ms | d1vec QPS ÷ this |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let systems = systems(&pts);
+    for (case, selectivity) in case_order(&pts) {
+        let d1vec_qps = operating_point(&pts, "d1vec", &case).map(|p| p.qps);
+        for system in &systems {
+            let Some(p) = operating_point(&pts, system, &case) else {
+                continue;
+            };
+            let two = pts
+                .iter()
+                .find(|q| q.system == *system && q.case == case && q.threads == 2 && q.ef == p.ef)
+                .map(|q| q.qps);
+            let _ = writeln!(
+                out,
+                "| {case} | {:.2} % | {system} | {} | {:.3} | {:.0} | {} | {} | {} | {} | {} |",
+                selectivity * 100.0,
+                p.ef.map_or_else(|| "exact".to_owned(), |e| e.to_string()),
+                p.recall,
+                p.qps,
+                fmt_opt(two, 0),
+                fmt_opt(two.map(|t| t / p.qps), 2),
+                fmt_opt(p.p50, 2),
+                fmt_opt(p.p99, 2),
+                fmt_opt(d1vec_qps.map(|d| d / p.qps), 2),
+            );
+        }
+    }
+    out.push('\n');
+    footprint(lines, &systems, &mut out);
+    out.push_str("\n<details><summary>Full sweep</summary>\n\n");
+    let _ = writeln!(
+        out,
+        "| case | system | threads | ef | recall@10 | QPS | p50 ms | p99 ms |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
+    for p in &pts {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.4} | {:.0} | {} | {} |",
+            p.case,
+            p.system,
+            p.threads,
+            p.ef.map_or_else(|| "exact".to_owned(), |e| e.to_string()),
+            p.recall,
+            p.qps,
+            fmt_opt(p.p50, 2),
+            fmt_opt(p.p99, 2)
+        );
+    }
+    out.push_str("\n</details>\n");
+    out
+}
+
+/// Build, disk, cold start and memory, one row per system that reported any.
+fn footprint(lines: &[Value], systems: &[String], out: &mut String) {
+    let find = |system: &str, measure: &str| {
+        lines.iter().find(|l| {
+            l.get("system").and_then(Value::as_str) == Some(system)
+                && l.get("measure").and_then(Value::as_str) == Some(measure)
+        })
+    };
+    let mut all: Vec<String> = systems.to_vec();
+    for l in lines {
+        if let Some(s) = l.get("system").and_then(Value::as_str) {
+            if !all.iter().any(|x| x == s) {
+                all.push(s.to_owned());
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "| system | build threads | build s | vectors/s | seal s | compact s | disk MiB | first answer ms | RSS after open MiB | RSS / disk | RSS after queries MiB |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for system in &all {
+        let build = find(system, "build");
+        let disk = find(system, "disk");
+        let open = find(system, "open");
+        let memory = find(system, "memory");
+        if build.is_none() && disk.is_none() && open.is_none() {
+            continue;
+        }
+        let f = |l: Option<&Value>, k: &str| l.and_then(|l| l.get(k)).and_then(Value::as_f64);
+        let disk_bytes = f(disk, "bytes").or_else(|| f(open, "index_bytes"));
+        let rss_open = f(open, "rss_after_open_bytes");
+        let _ = writeln!(
+            out,
+            "| {system} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            fmt_opt(f(build, "threads"), 0),
+            fmt_opt(f(build, "seconds"), 1),
+            fmt_opt(f(build, "vectors_per_s"), 0),
+            fmt_opt(f(build, "seal_seconds"), 1),
+            fmt_opt(f(build, "compact_seconds"), 1),
+            mib(disk_bytes),
+            fmt_opt(f(open, "first_answer_ms"), 0),
+            mib(rss_open),
+            fmt_opt(rss_open.zip(disk_bytes).map(|(r, d)| r / d), 3),
+            mib(f(memory, "rss_bytes")),
+        );
+    }
+}
+
+/// Finds a TrueType font for the plot's labels: `D1VEC_FONT`, then common system paths.
+fn load_font() -> Option<&'static [u8]> {
+    let mut candidates: Vec<std::path::PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("D1VEC_FONT") {
+        candidates.push(p.into());
+    }
+    for p in [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+        "/Library/Fonts/Arial.ttf",
+        "/System/Library/Fonts/Supplemental/Arial.ttf",
+        "C:\\Windows\\Fonts\\arial.ttf",
+    ] {
+        candidates.push(p.into());
+    }
+    let bytes = candidates.iter().find_map(|p| std::fs::read(p).ok())?;
+    // Registered once per process and kept for its life, as plotters requires.
+    Some(Box::leak(bytes.into_boxed_slice()))
+}
+
+/// Draws recall@10 (x) against single-thread QPS (y, log scale): one panel per case, one
+/// curve per system, to a PNG. Needs a TrueType font (see `D1VEC_FONT`).
+pub fn plot(lines: &[Value], path: &Path) -> Result<()> {
+    use plotters::prelude::*;
+
+    let font = load_font().ok_or_else(|| {
+        Error::invalid(
+            "--plot",
+            "no TrueType font found: set D1VEC_FONT to a .ttf file (DejaVuSans.ttf works)",
+        )
+    })?;
+    plotters::style::register_font("sans-serif", FontStyle::Normal, font)
+        .map_err(|_| Error::invalid("--plot", "the font file is not a usable TrueType font"))?;
+    let pts = points(lines);
+    let cases = case_order(&pts);
+    if cases.is_empty() {
+        return Err(Error::invalid("--plot", "no search results to draw"));
+    }
+    let systems = systems(&pts);
+    let plot_err = |e: &dyn std::fmt::Display| Error::invalid("--plot", e.to_string());
+    let columns = 2usize.min(cases.len());
+    let rows = cases.len().div_ceil(columns);
+    let root =
+        BitMapBackend::new(path, (640 * columns as u32, 420 * rows as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(&e))?;
+    let panels = root.split_evenly((rows, columns));
+    let palette = [
+        RGBColor(0xd6, 0x27, 0x28),
+        RGBColor(0x1f, 0x77, 0xb4),
+        RGBColor(0x2c, 0xa0, 0x2c),
+        RGBColor(0xff, 0x7f, 0x0e),
+        RGBColor(0x94, 0x67, 0xbd),
+        RGBColor(0x8c, 0x56, 0x4b),
+        RGBColor(0x7f, 0x7f, 0x7f),
+    ];
+    for ((case, selectivity), panel) in cases.iter().zip(panels.iter()) {
+        let mine: Vec<&Point> = pts
+            .iter()
+            .filter(|p| &p.case == case && p.threads == 1)
+            .collect();
+        let lo_recall = mine.iter().map(|p| p.recall).fold(1.0_f64, f64::min);
+        let x_lo = (lo_recall - 0.02).clamp(0.0, 0.98);
+        let (q_lo, q_hi) = mine.iter().fold((f64::MAX, 0.0_f64), |(lo, hi), p| {
+            (lo.min(p.qps), hi.max(p.qps))
+        });
+        let (q_lo, q_hi) = ((q_lo * 0.7).max(0.1), (q_hi * 1.5).max(1.0));
+        let mut chart = ChartBuilder::on(panel)
+            .caption(
+                format!("{case} ({:.2} % of rows)", selectivity * 100.0),
+                ("sans-serif", 18),
+            )
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x_lo..1.005_f64, (q_lo..q_hi).log_scale())
+            .map_err(|e| plot_err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("recall@10")
+            .y_desc("QPS, 1 thread")
+            .y_labels(8)
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&|v| format!("{v:.2}"))
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(|e| plot_err(&e))?;
+        for (i, system) in systems.iter().enumerate() {
+            let mut curve: Vec<(f64, f64)> = mine
+                .iter()
+                .filter(|p| &p.system == system)
+                .map(|p| (p.recall, p.qps))
+                .collect();
+            if curve.is_empty() {
+                continue;
+            }
+            curve.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let color = palette[i % palette.len()];
+            chart
+                .draw_series(LineSeries::new(curve.clone(), color.stroke_width(2)))
+                .map_err(|e| plot_err(&e))?
+                .label(system.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(curve.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| plot_err(&e))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .position(SeriesLabelPosition::LowerLeft)
+            .draw()
+            .map_err(|e| plot_err(&e))?;
+    }
+    root.present().map_err(|e| plot_err(&e))?;
+    Ok(())
+}
