@@ -1,5 +1,6 @@
 //! The offline demo's data: a deterministic, seeded generator of a multi-tenant content
-//! app's rows for the bundled schema (see [`dataset`]).
+//! app's rows for the bundled schema (see [`dataset`]), and its committed copy
+//! ([`archive`]).
 //!
 //! ```no_run
 //! # fn main() -> d1vec::Result<()> {
@@ -11,6 +12,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod archive;
 pub mod dataset;
 
+pub use archive::DEMO_SEED;
 pub use dataset::{generate, Dataset, Scale, Table};
