@@ -1,6 +1,7 @@
 //! The `d1vec` command line: parse flags, run one command, print its result.
 
 pub mod args;
+pub mod demo;
 pub mod output;
 pub mod vectorize;
 
@@ -52,6 +53,9 @@ fn run(cli: Cli) -> Result<Printed> {
     // Commands that need no database run before one is opened (or created).
     if let Command::Embed(a) = &cli.command {
         return embed(a);
+    }
+    if let Command::Demo(a) = &cli.command {
+        return demo::run(a, cli.json, cli.tenant.as_deref());
     }
     let db = Database::open(&cli.db)?;
     let tenant = cli.tenant.as_deref().map(|t| db.tenant(t)).transpose()?;
@@ -171,6 +175,7 @@ fn run(cli: Cli) -> Result<Printed> {
             })
         }
         Command::Embed(a) => embed(&a),
+        Command::Demo(a) => demo::run(&a, cli.json, cli.tenant.as_deref()),
     }
 }
 
