@@ -55,6 +55,10 @@ pub enum Command {
         #[command(subcommand)]
         command: super::bench::BenchCommand,
     },
+    /// Build an offline demo (tenants, knowledge, vectors, rollups) in a fresh folder and take
+    /// a guided tour of it: tenant-scoped vector search, isolation, brand voice, k-anonymous
+    /// shared skills, ROI, cursor paging. Ignores --db; refuses --tenant.
+    Demo(DemoArgs),
 }
 
 /// `d1vec d1 …`
@@ -171,4 +175,34 @@ pub struct EmbedArgs {
     pub dims: usize,
     /// The text to embed (quote it; put `--` before a text that starts with `-`).
     pub text: String,
+}
+
+/// `demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The demo folder, rebuilt from scratch on every run. An existing folder must be empty
+    /// or a previous demo's (it holds a `.d1vec-demo` marker); anything else is refused.
+    #[arg(long, default_value = "./d1vec-demo")]
+    pub dir: PathBuf,
+    /// How much data: `demo` (12 tenants, ~3,300 vectors) or `tiny` (3 tenants, for tests).
+    #[arg(long, value_enum, default_value_t = DemoScale::Demo)]
+    pub scale: DemoScale,
+}
+
+/// The demo's dataset size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoScale {
+    /// 12 tenants, 120 days of activity.
+    Demo,
+    /// 3 tenants, 5 days.
+    Tiny,
+}
+
+impl From<DemoScale> for crate::demo::Scale {
+    fn from(s: DemoScale) -> Self {
+        match s {
+            DemoScale::Demo => crate::demo::Scale::Demo,
+            DemoScale::Tiny => crate::demo::Scale::Tiny,
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod demo;
 pub mod output;
 pub mod vectorize;
 
@@ -64,6 +65,7 @@ fn run(cli: Cli) -> Result<Printed> {
                 _ => Printed::Text(text),
             });
         }
+        Command::Demo(a) => return demo::run(&a, cli.json, cli.tenant.as_deref()),
         command => Cli { command, ..cli },
     };
     let db = Database::open(&cli.db)?;
@@ -183,7 +185,7 @@ fn run(cli: Cli) -> Result<Printed> {
                 Printed::Text(output::table(&["table".into(), "rows".into()], &rows))
             })
         }
-        Command::Embed(_) | Command::Bench { .. } => {
+        Command::Embed(_) | Command::Bench { .. } | Command::Demo(_) => {
             Err(Error::invalid("command", "runs without a database"))
         }
     }

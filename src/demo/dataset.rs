@@ -116,6 +116,15 @@ impl Dataset {
     /// Inserts every row into `db` (which must have the bundled migrations applied), one
     /// atomic batch per table and thousand rows, with bound parameters.
     pub fn load(&self, db: &Database) -> Result<()> {
+        self.load_with_progress(db, |_, _| {})
+    }
+
+    /// [`Dataset::load`], calling `loaded(table, rows)` after each batch is committed.
+    pub fn load_with_progress(
+        &self,
+        db: &Database,
+        mut loaded: impl FnMut(&str, usize),
+    ) -> Result<()> {
         for table in &self.tables {
             if table.rows.is_empty() {
                 continue;
@@ -134,6 +143,7 @@ impl Dataset {
                     .map(|row| db.prepare(&sql).bind(row.iter().cloned()))
                     .collect();
                 db.batch(&statements)?;
+                loaded(table.name, chunk.len());
             }
         }
         Ok(())

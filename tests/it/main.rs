@@ -7,6 +7,7 @@ mod cli_vectorize;
 mod conformance;
 mod d1;
 mod demo_dataset;
+mod demo_tour;
 mod embed;
 mod export;
 mod filter;
