@@ -20,6 +20,7 @@ mod pagination;
 mod schema;
 mod segment;
 mod split;
+mod tvf;
 mod vector_crash;
 mod vector_model;
 mod vector_recovery;
