@@ -137,15 +137,20 @@ impl Database {
     fn with(location: Location, options: ConnOptions) -> Result<Database> {
         let admin = SqlConn::open(&location, &options)?;
         let vectors = crate::vectorize::engine::Engine::new(location_path(&location));
-        Ok(Database {
-            shared: Arc::new(Shared {
-                location,
-                options,
-                admin,
-                vectors,
-                readers: std::sync::Mutex::new(Vec::new()),
-            }),
-        })
+        let shared = Arc::new(Shared {
+            location,
+            options,
+            admin,
+            vectors,
+            readers: std::sync::Mutex::new(Vec::new()),
+        });
+        // `vectorize_query` in admin SQL; it holds `shared` weakly (the connection lives in it).
+        crate::vectorize::sql_function::register(
+            &shared.admin,
+            Arc::downgrade(&shared),
+            crate::vectorize::index::Caller::Admin,
+        )?;
+        Ok(Database { shared })
     }
 
     /// The database file, or `None` for an in-memory database.

@@ -48,6 +48,11 @@ const D1_PRAGMAS: &[&str] = &[
 /// Table-valued functions that read only their arguments, never stored data.
 const SAFE_TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree", "jsonb_each", "jsonb_tree"];
 
+/// d1vec's own table-valued functions. They read stored data, but each is registered on a
+/// tenant session's connection with that session's tenant and enforces its scope itself
+/// (`vectorize::sql_function`); their internal SQL runs in internal mode.
+const SCOPED_TABLE_FUNCTIONS: &[&str] = &[crate::vectorize::sql_function::NAME];
+
 /// Why the authorizer refused a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Denial {
@@ -101,20 +106,21 @@ pub(crate) struct AuthState {
     pub noted: AtomicBool,
 }
 
-/// Restores user mode when dropped.
-pub(crate) struct InternalGuard<'a>(&'a AuthState);
+/// Restores the previous mode when dropped (guards nest: a SQL function's internal SQL can
+/// run inside a statement that is itself internal).
+pub(crate) struct InternalGuard<'a>(&'a AuthState, bool);
 
 impl Drop for InternalGuard<'_> {
     fn drop(&mut self) {
-        self.0.internal.store(false, Ordering::SeqCst);
+        self.0.internal.store(self.1, Ordering::SeqCst);
     }
 }
 
 impl AuthState {
     /// Runs the engine's own statements until the guard drops.
     pub fn internal(&self) -> InternalGuard<'_> {
-        self.internal.store(true, Ordering::SeqCst);
-        InternalGuard(self)
+        let before = self.internal.swap(true, Ordering::SeqCst);
+        InternalGuard(self, before)
     }
 
     /// Puts the connection under a tenant's scope.
@@ -237,6 +243,7 @@ fn tenant_refusal(policy: &TenantPolicy, ctx: &AuthContext<'_>) -> Option<String
                 || (db.eq_ignore_ascii_case("temp") && policy.is_view(table_name));
             let safe_function = SAFE_TABLE_FUNCTIONS
                 .iter()
+                .chain(SCOPED_TABLE_FUNCTIONS)
                 .any(|f| f.eq_ignore_ascii_case(table_name));
             if internal_table(table_name) {
                 Some(format!("SQLite's internal table `{table_name}`"))

@@ -43,10 +43,16 @@ pub(crate) struct Bound {
     pub params: Vec<Param>,
 }
 
+/// The typed error a d1vec SQL function (`vectorize_query`) raised during the current
+/// statement. SQLite only carries text back; [`SqlConn::map_err`] returns this instead.
+pub(crate) type RaisedError = Arc<Mutex<Option<Error>>>;
+
 /// A connection and the authorizer state it runs under.
 pub(crate) struct SqlConn {
     conn: Mutex<Connection>,
     pub(crate) auth: Arc<AuthState>,
+    /// Shared with the SQL functions registered on this connection.
+    pub(crate) raised: RaisedError,
     tenant: Option<String>,
 }
 
@@ -96,6 +102,7 @@ impl SqlConn {
         Ok(SqlConn {
             conn: Mutex::new(conn),
             auth: state,
+            raised: RaisedError::default(),
             tenant: None,
         })
     }
@@ -187,6 +194,7 @@ impl SqlConn {
             }
         }
         self.auth.begin_statement();
+        self.raised.lock().unwrap_or_else(|e| e.into_inner()).take();
         let mut prepared = conn.prepare(&stmt.sql).map_err(|e| self.map_err(e))?;
         if self.tenant.is_some() && prepared.is_explain() != 0 {
             return Err(self.violation("EXPLAIN"));
@@ -273,6 +281,9 @@ impl SqlConn {
                 Denial::D1(what) => Error::NotAllowed(what),
                 Denial::Tenant(what) => self.violation(&what),
             };
+        }
+        if let Some(raised) = self.raised.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return raised;
         }
         let policy = self.auth.tenant();
         if let Some(policy) = policy {

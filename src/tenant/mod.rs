@@ -88,6 +88,12 @@ impl TenantSession {
             guard::build_scope(c, tenant, &secret)
         })?;
         conn.internal(|c| c.execute_batch(&script))?;
+        // `vectorize_query` answering as this tenant, as `TenantSession::vectorize` does.
+        crate::vectorize::sql_function::register(
+            &conn,
+            Arc::downgrade(&shared),
+            crate::vectorize::index::Caller::Tenant(tenant.to_owned()),
+        )?;
         conn.auth
             .set_tenant(Arc::new(guard::policy(secret, writable, readable)));
         Ok(TenantSession {

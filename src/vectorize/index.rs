@@ -58,6 +58,22 @@ impl VectorIndex {
         })
     }
 
+    /// [`VectorIndex::open`] reading through `conn`, a connection to this database that the
+    /// caller already holds (the `vectorize_query` SQL function's own, mid-statement).
+    pub(crate) fn open_on(
+        conn: &rusqlite::Connection,
+        shared: Arc<Shared>,
+        name: &str,
+        caller: Caller,
+    ) -> Result<VectorIndex> {
+        let row = store::index_by_name(conn, name)?.ok_or_else(|| not_found(name))?;
+        Ok(VectorIndex {
+            shared,
+            row,
+            caller,
+        })
+    }
+
     /// The index's name.
     pub fn name(&self) -> &str {
         &self.row.name
@@ -156,6 +172,24 @@ impl VectorIndex {
             let state = self.shared.vectors.state_for_read(tx, &row)?;
             f(tx, &row, &state)
         })
+    }
+
+    /// [`VectorIndex::with_read_state`], or on `on` when given: a connection already inside
+    /// a statement of this database (the SQL function's). Its `Mutex` is held by that
+    /// statement, so the admin connection is not touched and no transaction is begun.
+    fn with_state_on<T>(
+        &self,
+        on: Option<&rusqlite::Connection>,
+        f: impl FnOnce(&rusqlite::Connection, &IndexRow, &Arc<IndexState>) -> Result<T>,
+    ) -> Result<T> {
+        let Some(conn) = on else {
+            return self.with_read_state(f);
+        };
+        let row = store::index_by_name(conn, &self.row.name)?
+            .filter(|r| r.index_id == self.row.index_id)
+            .ok_or_else(|| not_found(&self.row.name))?;
+        let state = self.shared.vectors.state_for_read(conn, &row)?;
+        f(conn, &row, &state)
     }
 
     /// Inserts vectors; an id that already exists keeps its stored vector (the first wins,
@@ -313,6 +347,18 @@ impl VectorIndex {
         self.query_prepared(&values, options)
     }
 
+    /// [`VectorIndex::query`] run on `conn` instead of the admin connection: the path of the
+    /// `vectorize_query` SQL function, which runs inside a statement on `conn`.
+    pub(crate) fn query_on(
+        &self,
+        conn: &rusqlite::Connection,
+        vector: &[f64],
+        options: &QueryOptions,
+    ) -> Result<Matches> {
+        let values = limits::validate_query_vector(vector, self.row.dimensions, self.row.metric)?;
+        self.query_prepared_on(Some(conn), &values, options)
+    }
+
     /// [`VectorIndex::query`] with options given as Vectorize's JSON (`{"topK": 3, ...}`).
     pub fn query_json(&self, vector: &[f64], options: &Json) -> Result<Matches> {
         self.query(vector, &QueryOptions::from_json(options)?)
@@ -342,6 +388,16 @@ impl VectorIndex {
     }
 
     fn query_prepared(&self, values: &[f32], options: &QueryOptions) -> Result<Matches> {
+        self.query_prepared_on(None, values, options)
+    }
+
+    /// The one query path; `on` as in [`VectorIndex::with_state_on`].
+    fn query_prepared_on(
+        &self,
+        on: Option<&rusqlite::Connection>,
+        values: &[f32],
+        options: &QueryOptions,
+    ) -> Result<Matches> {
         limits::check_top_k(
             options.top_k,
             options.return_values,
@@ -359,7 +415,7 @@ impl VectorIndex {
             .map_err(|e| verr(codes::INVALID_FILTER, e.to_string()))?;
         let query = prepare(self.row.metric, values);
         let engine = &self.shared.vectors;
-        self.with_read_state(|tx, row, state| {
+        self.with_state_on(on, |tx, row, state| {
             let meta_indexes = store::metadata_indexes(tx, row.index_id)?;
             let types = |p: &str| {
                 meta_indexes

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod list;
 pub mod manage;
 pub mod ndjson;
+pub mod sql_function;
 pub mod store;
 pub mod types;
 

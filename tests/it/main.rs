@@ -23,6 +23,7 @@ mod query_paths;
 mod schema;
 mod segment;
 mod split;
+mod tvf;
 mod vector_crash;
 mod vector_model;
 mod vector_recovery;
