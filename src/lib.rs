@@ -36,6 +36,7 @@ pub mod embed;
 pub mod error;
 pub mod index;
 pub mod rollup;
+pub mod search;
 pub mod sql;
 pub mod tenant;
 mod time;
