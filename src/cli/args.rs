@@ -48,6 +48,9 @@ pub enum Command {
     /// lexical (feature hashing of words and character 3-grams), a stand-in for a semantic
     /// model; it needs no database.
     Embed(EmbedArgs),
+    /// Hybrid search of the tenant's rows (needs --tenant): keywords (SQLite FTS5, BM25 over
+    /// the tenant's rows) and vector similarity, fused by Reciprocal Rank Fusion.
+    Search(super::search::SearchArgs),
 }
 
 /// `d1vec d1 …`

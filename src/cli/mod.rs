@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod output;
+pub mod search;
 pub mod vectorize;
 
 use std::io::Write;
@@ -171,6 +172,10 @@ fn run(cli: Cli) -> Result<Printed> {
             })
         }
         Command::Embed(a) => embed(&a),
+        Command::Search(a) => Ok(match search::run(&db, tenant.as_ref(), cli.json, a)? {
+            search::Out::Json(v) => Printed::Json(v),
+            search::Out::Text(t) => Printed::Text(t),
+        }),
     }
 }
 
