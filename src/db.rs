@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) vectors: crate::vectorize::engine::Engine,
     /// Idle connections for the engine's reads (searches), opened on demand.
     pub(crate) readers: std::sync::Mutex<Vec<SqlConn>>,
+    /// The text indexes' trigger names, trusted by every session's authorizer.
+    pub(crate) text_triggers: Arc<crate::sql::auth::EngineTriggers>,
 }
 
 /// Idle reader connections kept open; more are opened while more searches run at once.
@@ -143,6 +145,7 @@ impl Database {
             admin,
             vectors,
             readers: std::sync::Mutex::new(Vec::new()),
+            text_triggers: Arc::default(),
         });
         // `vectorize_query` in admin SQL; it holds `shared` weakly (the connection lives in it).
         crate::vectorize::sql_function::register(
@@ -265,6 +268,28 @@ impl Database {
     /// Counters of the vector query paths taken so far.
     pub fn vector_stats(&self) -> crate::vectorize::Stats {
         self.shared.vectors.stats()
+    }
+
+    /// Creates the text index of `source` (an FTS5 index the engine owns, searched per
+    /// tenant; see [`crate::search`]), indexing the rows already there; from then on it
+    /// follows every write to the table. Returns the existing index when one with the same
+    /// definition exists; refuses another definition for the same table, a table without
+    /// `tenant_id`, a key column that is not unique, and an unknown vector index.
+    pub fn create_text_index(
+        &self,
+        source: &crate::search::TextSource,
+    ) -> Result<crate::search::TextIndexInfo> {
+        crate::search::fts::create(&self.shared, source)
+    }
+
+    /// Drops the text index on `table`: its triggers, its FTS5 table, its bookkeeping.
+    pub fn drop_text_index(&self, table: &str) -> Result<()> {
+        crate::search::fts::drop_index(&self.shared, table)
+    }
+
+    /// Every text index, by table, with how many rows it holds and changes it has pending.
+    pub fn text_indexes(&self) -> Result<Vec<crate::search::TextIndexInfo>> {
+        crate::search::fts::list(&self.shared)
     }
 }
 

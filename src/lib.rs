@@ -37,6 +37,7 @@ pub mod error;
 pub mod index;
 mod rng;
 pub mod rollup;
+pub mod search;
 pub mod sql;
 pub mod tenant;
 mod time;

@@ -59,6 +59,9 @@ pub enum Command {
     /// a guided tour of it: tenant-scoped vector search, isolation, brand voice, k-anonymous
     /// shared skills, ROI, cursor paging. Ignores --db; refuses --tenant.
     Demo(DemoArgs),
+    /// Hybrid search of the tenant's rows (needs --tenant): keywords (SQLite FTS5, BM25 over
+    /// the tenant's rows) and vector similarity, fused by Reciprocal Rank Fusion.
+    Search(super::search::SearchArgs),
 }
 
 /// `d1vec d1 …`

@@ -4,6 +4,7 @@ pub mod args;
 pub mod bench;
 pub mod demo;
 pub mod output;
+pub mod search;
 pub mod vectorize;
 
 use std::io::Write;
@@ -188,6 +189,10 @@ fn run(cli: Cli) -> Result<Printed> {
         Command::Embed(_) | Command::Bench { .. } | Command::Demo(_) => {
             Err(Error::invalid("command", "runs without a database"))
         }
+        Command::Search(a) => Ok(match search::run(&db, tenant.as_ref(), cli.json, a)? {
+            search::Out::Json(v) => Printed::Json(v),
+            search::Out::Text(t) => Printed::Text(t),
+        }),
     }
 }
 

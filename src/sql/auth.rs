@@ -15,10 +15,18 @@
 //!
 //! The engine's own statements (transaction control, building the session's views) run in
 //! *internal* mode, where everything is allowed.
+//!
+//! One more kind of accessor counts as the session's own: the engine's *persistent* triggers
+//! on base tables ([`EngineTriggers`]; the text indexes' change logs, `crate::search`). A
+//! tenant's write to a base table fires them inside the tenant's statement, so SQLite asks
+//! about their reads of `NEW`/`OLD` and their writes to the log with their name as the
+//! accessor. Their names carry a random tag kept in `main` (unreadable from a session), for
+//! the same reason the session's objects carry the session secret: a user's CTE is named by
+//! the user, and SQLite reports a CTE's name as the accessor of what it reads.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
@@ -94,12 +102,38 @@ impl TenantPolicy {
     }
 }
 
+/// The names of the engine's persistent triggers on base tables, shared by a database and
+/// all its sessions so that a trigger created after a session opened is known to it too.
+/// A name is only ever trusted as an *accessor*: users cannot create triggers, and cannot
+/// learn these names to give a CTE.
+#[derive(Debug, Default)]
+pub(crate) struct EngineTriggers {
+    names: RwLock<HashSet<String>>,
+}
+
+impl EngineTriggers {
+    /// Adds `names`. Names are never removed: a dropped trigger's name can only come back
+    /// as a CTE's, which would need its secret tag.
+    pub fn extend(&self, names: impl IntoIterator<Item = String>) {
+        let mut set = self.names.write().unwrap_or_else(|e| e.into_inner());
+        set.extend(names.into_iter().map(|n| n.to_ascii_lowercase()));
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.names
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&name.to_ascii_lowercase())
+    }
+}
+
 /// Shared between a connection's authorizer callback and the code that runs statements.
 #[derive(Debug, Default)]
 pub(crate) struct AuthState {
     internal: AtomicBool,
     denial: Mutex<Option<Denial>>,
     tenant: Mutex<Option<Arc<TenantPolicy>>>,
+    engine_triggers: Mutex<Option<Arc<EngineTriggers>>>,
     /// The rowid most recently inserted by a tenant session's INSTEAD OF trigger.
     pub noted_rowid: AtomicI64,
     /// Whether a trigger noted a rowid during the current statement.
@@ -126,6 +160,25 @@ impl AuthState {
     /// Puts the connection under a tenant's scope.
     pub fn set_tenant(&self, policy: Arc<TenantPolicy>) {
         *self.tenant.lock().unwrap_or_else(|e| e.into_inner()) = Some(policy);
+    }
+
+    /// Trusts the engine's triggers named in `triggers` as the session's own accessors.
+    pub fn set_engine_triggers(&self, triggers: Arc<EngineTriggers>) {
+        *self
+            .engine_triggers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(triggers);
+    }
+
+    fn is_engine_trigger(&self, accessor: Option<&str>) -> bool {
+        let Some(name) = accessor else {
+            return false;
+        };
+        self.engine_triggers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|t| t.contains(name))
     }
 
     /// The tenant policy, if this is a tenant session's connection.
@@ -165,10 +218,12 @@ impl AuthState {
         }
         match self.tenant() {
             None => Authorization::Allow,
-            Some(policy) => match tenant_refusal(&policy, ctx) {
-                None => Authorization::Allow,
-                Some(what) => self.deny(Denial::Tenant(policy.scrub(&what))),
-            },
+            Some(policy) => {
+                match tenant_refusal(&policy, ctx, self.is_engine_trigger(ctx.accessor)) {
+                    None => Authorization::Allow,
+                    Some(what) => self.deny(Denial::Tenant(policy.scrub(&what))),
+                }
+            }
         }
     }
 }
@@ -231,10 +286,16 @@ fn d1_refusal(ctx: &AuthContext<'_>) -> Option<String> {
 }
 
 /// A tenant session's refusals: what `ctx` reaches that lies outside the tenant's scope.
-fn tenant_refusal(policy: &TenantPolicy, ctx: &AuthContext<'_>) -> Option<String> {
+/// `engine_trigger`: the accessor is one of the engine's own triggers, whose fixed bodies
+/// touch only the row being written and the engine's log.
+fn tenant_refusal(
+    policy: &TenantPolicy,
+    ctx: &AuthContext<'_>,
+    engine_trigger: bool,
+) -> Option<String> {
     use AuthAction as A;
     let db = ctx.database_name.unwrap_or("main");
-    let ours = policy.is_ours(ctx.accessor);
+    let ours = policy.is_ours(ctx.accessor) || engine_trigger;
     match ctx.action {
         A::Select | A::Recursive => None,
         A::Function { .. } => None,

@@ -94,6 +94,11 @@ impl TenantSession {
             Arc::downgrade(&shared),
             crate::vectorize::index::Caller::Tenant(tenant.to_owned()),
         )?;
+        // The text indexes' triggers fire inside this session's writes (crate::search).
+        let triggers = conn.internal(crate::search::fts::engine_trigger_names)?;
+        shared.text_triggers.extend(triggers);
+        conn.auth
+            .set_engine_triggers(Arc::clone(&shared.text_triggers));
         conn.auth
             .set_tenant(Arc::new(guard::policy(secret, writable, readable)));
         Ok(TenantSession {
@@ -141,5 +146,29 @@ impl TenantSession {
     /// Every vector index, by name.
     pub fn list_indexes(&self) -> Result<Vec<crate::vectorize::types::IndexDescription>> {
         crate::vectorize::manage::list_indexes(&self.shared)
+    }
+
+    /// Hybrid search of this tenant's rows: keywords (FTS5, BM25 over the tenant's rows) and
+    /// vector similarity, filtered and fused by Reciprocal Rank Fusion; best first. The
+    /// query vector is `query.vector`, or `query.text` through `embedder`. See
+    /// [`crate::search`] for the steps, defaults and a worked example.
+    pub fn hybrid_search(
+        &self,
+        query: &crate::search::HybridQuery,
+        embedder: Option<&dyn crate::embed::Embedder>,
+    ) -> Result<Vec<crate::search::HybridHit>> {
+        crate::search::hybrid_search(self, &self.shared, query, embedder)
+    }
+
+    /// Keyword-only search of this tenant's rows in the text index of `source` (a table):
+    /// at most `limit` rows, best BM25 first (ties by key). `query` as in
+    /// [`crate::search::query`].
+    pub fn text_search(
+        &self,
+        source: &str,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::search::TextHit>> {
+        crate::search::text_search(&self.shared, &self.tenant, source, query, limit)
     }
 }

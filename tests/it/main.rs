@@ -13,6 +13,7 @@ mod export;
 mod filter;
 mod fixtures;
 mod fuzz_replay;
+mod hybrid;
 mod isolation;
 mod isolation_diff;
 mod migrations;
