@@ -69,7 +69,9 @@ pub struct GenOptions {
     pub seed: u64,
     /// Dimensions of the latent space the data lives in (default 64).
     pub latent_dims: usize,
-    /// Within-topic spread relative to the distance between topics (default 1.0).
+    /// Within-topic spread relative to the distance between topics (default 1.5: at
+    /// 20,000 x 1536, hnswlib (M 16, efConstruction 128) reaches recall@10 0.81 at ef 32
+    /// and 0.975 at ef 128; at 1.0 it was 0.995 at ef 32, too easy to tell engines apart).
     pub spread: f64,
     /// Ground-truth depth per query (default 100).
     pub truth_k: usize,
@@ -84,7 +86,7 @@ impl Default for GenOptions {
             tenants: 24,
             seed: 42,
             latent_dims: 64,
-            spread: 1.0,
+            spread: 1.5,
             truth_k: 100,
         }
     }
@@ -158,23 +160,27 @@ pub fn tenant_shares(tenants: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Row counts per tenant for `n` rows: shares rounded, every tenant at least one row, the
-/// rounding remainder given to (or taken from) the largest.
+/// Row counts per tenant for `n` rows (`shares.len() <= n`): shares rounded, every tenant
+/// at least one row, the rounding difference settled on the largest tenants.
 fn tenant_counts(shares: &[f64], n: usize) -> Vec<usize> {
     let mut counts: Vec<usize> = shares
         .iter()
         .map(|s| ((s * n as f64).round() as usize).max(1))
         .collect();
-    let total: usize = counts.iter().sum();
-    let largest = counts
-        .iter()
-        .enumerate()
-        .max_by_key(|(_, c)| **c)
-        .map_or(0, |(i, _)| i);
-    if total > n {
-        counts[largest] -= (total - n).min(counts[largest] - 1);
-    } else {
-        counts[largest] += n - total;
+    let mut by_size: Vec<usize> = (0..counts.len()).collect();
+    by_size.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
+    let mut total: usize = counts.iter().sum();
+    if total < n {
+        counts[by_size[0]] += n - total;
+        return counts;
+    }
+    for &i in &by_size {
+        if total == n {
+            break;
+        }
+        let cut = (total - n).min(counts[i] - 1);
+        counts[i] -= cut;
+        total -= cut;
     }
     counts
 }
@@ -421,7 +427,7 @@ mod tests {
 
     #[test]
     fn counts_add_up_and_never_starve_a_tenant() {
-        for n in [10, 999, 5_000, 100_000] {
+        for n in [10, 11, 30, 999, 5_000, 100_000] {
             let c = tenant_counts(&tenant_shares(24.min(n)), n);
             assert_eq!(c.iter().sum::<usize>(), n);
             assert!(c.iter().all(|&x| x >= 1));

@@ -54,7 +54,7 @@ pub struct GenArgs {
     #[arg(long, default_value_t = 64)]
     pub latent_dims: usize,
     /// Difficulty: within-topic spread relative to the distance between topics.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.5)]
     pub spread: f64,
     /// The folder to write.
     #[arg(long)]

@@ -172,6 +172,10 @@ pub fn build(
         }
         Ok(())
     })?;
+    clock.phase("index the knowledge text (FTS5)", 0, || {
+        db.create_text_index(&crate::search::TextSource::knowledge_chunks())
+            .map(|_| ())
+    })?;
     let report = clock.phase("run the rollups", 0, || db.rollup(&RollupRange::All))?;
 
     Ok((

@@ -26,6 +26,11 @@ pub const KNOWLEDGE_QUERY: &str =
     "How do we grow the email list with a lead magnet and a newsletter?";
 /// The knowledge search's metadata filter: FAQ documents only.
 pub const KNOWLEDGE_KIND: &str = "FAQ";
+/// What tenant A's hybrid search asks: exact words (found by BM25) and a meaning (found by
+/// the vectors) in one query.
+pub const HYBRID_QUERY: &str = "welcome email sequence for new newsletter subscribers";
+/// Rows the hybrid step shows.
+pub const HYBRID_ROWS: usize = 6;
 /// What tenant A looks for in the shared skills.
 pub const SKILL_QUERY: &str = "a short thread with a hook, proof and a call to action";
 /// Matches per vector query.
@@ -469,15 +474,46 @@ fn paged_step(a: &TenantSession) -> Result<Step> {
 
 /// HYBRID SEARCH: to be wired by the integrator of `d1vec search` (FTS5 + vector, RRF).
 /// Until then the step is a placeholder that points at that command.
-fn hybrid_step(_a: &TenantSession) -> Result<Step> {
+fn hybrid_step(a: &TenantSession) -> Result<Step> {
+    use crate::search::HybridQuery;
+
+    let query = HybridQuery::new(HYBRID_QUERY).top_k(HYBRID_ROWS);
+    let embedder = HashingEmbedder::new(1536)?;
+    let hits = a.hybrid_search(&query, Some(&embedder))?;
+    let both = hits
+        .iter()
+        .filter(|h| h.keyword.is_some() && h.vector.is_some())
+        .count();
+    let rank = |r: Option<usize>| r.map_or(json!("—"), |r| json!(r));
+    let rows = hits
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            vec![
+                json!(i + 1),
+                json!(format!("{:.4}", h.score)),
+                rank(h.keyword.as_ref().map(|k| k.rank)),
+                rank(h.vector.as_ref().map(|v| v.rank)),
+                json!(h.id),
+                json!(h.text),
+            ]
+        })
+        .collect();
     Ok(Step {
         id: "hybrid_search".into(),
-        title: "Hybrid search (keywords and vectors, fused)".into(),
+        title: format!("Hybrid search inside {TENANT_A}: keywords and meaning, fused"),
         tenant: Some(TENANT_A.into()),
-        call: "d1vec search".into(),
-        columns: Vec::new(),
-        rows: Vec::new(),
-        note: "hybrid search: see `d1vec search`".into(),
+        call: format!(
+            "db.tenant(\"{TENANT_A}\").hybrid_search(HybridQuery::new({HYBRID_QUERY:?}).top_k({HYBRID_ROWS}), Some(&embedder))"
+        ),
+        columns: strings(&["rank", "rrf", "bm25 rank", "vector rank", "chunk_id", "text"]),
+        rows,
+        note: format!(
+            "Keyword side: SQLite FTS5 with BM25 computed over {TENANT_A}'s rows only. Vector side: \
+             nds-knowledge in {TENANT_A}'s namespace. Fused by Reciprocal Rank Fusion, score = \
+             sum of 1 / (60 + rank) over the lists a row is in; {both} of these rows were found by \
+             both. Also: `d1vec --tenant {TENANT_A} search \"{HYBRID_QUERY}\"`."
+        ),
     })
 }
 

@@ -290,8 +290,28 @@ fn tour_facts_hold_at_tiny_scale() {
     assert_eq!(pages.iter().filter(|&&p| p == 1).count(), tour::PAGE_ROWS);
     assert!(pages.iter().skip(tour::PAGE_ROWS).all(|&p| p == 2));
 
+    // The hybrid step shows what the library's hybrid search returns for tenant A, and only
+    // tenant A's chunks, each found by at least one of the two lists.
     let hybrid = step(&tour, "hybrid_search");
-    assert!(hybrid.note.contains("d1vec search"));
+    let shown = strs(hybrid.column("chunk_id"));
+    assert!(!shown.is_empty());
+    let embedder = d1vec::embed::HashingEmbedder::new(1536).unwrap();
+    let direct = db
+        .tenant(TENANT_A)
+        .unwrap()
+        .hybrid_search(
+            &d1vec::search::HybridQuery::new(tour::HYBRID_QUERY).top_k(tour::HYBRID_ROWS),
+            Some(&embedder),
+        )
+        .unwrap();
+    assert_eq!(
+        shown,
+        direct.iter().map(|h| h.id.clone()).collect::<Vec<_>>()
+    );
+    assert!(owners(&db, &shown).iter().all(|t| t == TENANT_A));
+    assert!(direct
+        .iter()
+        .all(|h| h.keyword.is_some() || h.vector.is_some()));
     assert!(tour.total_seconds >= tour.tour_seconds && tour.tour_seconds > 0.0);
 }
 
