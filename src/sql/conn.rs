@@ -116,6 +116,15 @@ impl SqlConn {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The text indexes' change log's highest sequence number (0 when there is none): within
+    /// one statement it grows by exactly the rows the log triggers add.
+    fn text_log_seq(&self, conn: &Connection) -> u64 {
+        let _internal = self.auth.internal();
+        conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM d1vec_text_log")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .map_or(0, |v| u64::try_from(v).unwrap_or(0))
+    }
+
     /// Runs engine code with every authorizer check off.
     pub fn internal<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let conn = self.lock();
@@ -223,6 +232,12 @@ impl SqlConn {
         }
         let columns: Vec<String> = prepared.column_names().map(str::to_owned).collect();
         let readonly = prepared.readonly();
+        let scoped_write = self.tenant.is_some() && !readonly;
+        let logged_before = if scoped_write {
+            self.text_log_seq(&conn)
+        } else {
+            0
+        };
         let total_before = conn.total_changes();
         let mut results = Vec::new();
         {
@@ -237,8 +252,12 @@ impl SqlConn {
         }
         let changes = if readonly {
             0
-        } else if self.tenant.is_some() {
-            conn.total_changes() - total_before
+        } else if scoped_write {
+            // Through the session's views every row is written by a trigger, so SQLite's
+            // `changes()` is 0 and the total is counted instead; the rows the text indexes'
+            // own triggers log are the engine's, not the caller's.
+            let logged = self.text_log_seq(&conn).saturating_sub(logged_before);
+            (conn.total_changes() - total_before).saturating_sub(logged)
         } else {
             conn.changes()
         };

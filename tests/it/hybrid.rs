@@ -858,3 +858,38 @@ fn cli_search_is_scoped_and_prints_hits() {
         assert_eq!(err["code"], 400, "{args:?}: {err}");
     }
 }
+
+/// D1's `meta.changes` counts the caller's rows only: the text index's log rows, written by
+/// its triggers inside the same statement, are not the caller's. SQLite on a plain copy of
+/// the table (no text index, admin connection) is the oracle.
+#[test]
+fn session_writes_report_their_own_row_counts_with_a_text_index() {
+    let db = setup();
+    let ta = db.tenant("ta").unwrap();
+    let plain = Database::open_in_memory().unwrap();
+    plain
+        .exec("CREATE TABLE k (chunk_id TEXT PRIMARY KEY, doc_id TEXT, ordinal INTEGER, text TEXT)")
+        .unwrap();
+    let statements = [
+        (
+            "INSERT INTO knowledge_chunks (chunk_id, doc_id, ordinal, text) VALUES ('x1','da',0,'one'),('x2','da',1,'two'),('x3','da',2,'three')",
+            "INSERT INTO k (chunk_id, doc_id, ordinal, text) VALUES ('x1','da',0,'one'),('x2','da',1,'two'),('x3','da',2,'three')",
+        ),
+        (
+            "UPDATE knowledge_chunks SET text = text || ' more' WHERE ordinal >= 1",
+            "UPDATE k SET text = text || ' more' WHERE ordinal >= 1",
+        ),
+        (
+            "DELETE FROM knowledge_chunks WHERE chunk_id = 'x1'",
+            "DELETE FROM k WHERE chunk_id = 'x1'",
+        ),
+    ];
+    for (scoped, oracle) in statements {
+        let got = ta.prepare(scoped).run().unwrap().meta.changes;
+        let want = plain.prepare(oracle).run().unwrap().meta.changes;
+        assert_eq!(got, want, "{scoped}");
+    }
+    // The log did record them: a search sees the updated rows.
+    let hits = ta.text_search("knowledge_chunks", "more", 10).unwrap();
+    assert_eq!(hits.len(), 2);
+}
