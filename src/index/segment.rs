@@ -546,6 +546,11 @@ impl SealedSegment {
         // tampering with the index folder is not defended against, the same limit ripgrep
         // states for its mmap searcher. Every byte read is still validated as untrusted.
         let map = unsafe { Mmap::map(&file) }.map_err(io_at(path))?;
+        // Searches read scattered vectors and neighbour rows. Without this hint the kernel
+        // reads ahead around every fault, and resident memory grows towards the whole file
+        // instead of what queries touch. Advice only; a refusal changes nothing.
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Random);
         Self::parse(path, map)
     }
 
@@ -752,7 +757,14 @@ impl SealedSegment {
     /// with the upper-layer offsets, and every neighbour index `< len()` with empty slots
     /// only at the end of a row. Reads the whole file.
     pub fn verify(&self) -> Result<(), SegmentError> {
-        self.check(true)
+        // One sequential pass over the whole file: read ahead for it, then back to the
+        // random-access advice searches want.
+        #[cfg(unix)]
+        let _ = self.map.advise(memmap2::Advice::Sequential);
+        let checked = self.check(true);
+        #[cfg(unix)]
+        let _ = self.map.advise(memmap2::Advice::Random);
+        checked
     }
 
     /// [`verify`](Self::verify) without the checksum of the `vectors` section, which is
