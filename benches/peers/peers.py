@@ -676,6 +676,8 @@ def measure_system(adapter, ds, args, results):
 
     # search
     for case in ds.cases:
+        if args.cases and case["name"] not in args.cases:
+            continue
         ctx = adapter.filter_ctx(case)
         passing = int(case["rows"].size)
         k = min(ds.k, passing) if name == "hnswlib" else ds.k
@@ -742,6 +744,8 @@ def parse_args(argv):
     p.add_argument("--exact-latency-queries", type=int, default=200,
                    help="single-query calls timed for numpy-exact (0: all)")
     p.add_argument("--out", default=None, help="default DIR/results/peers.jsonl")
+    p.add_argument("--cases", type=lambda s: [c.strip() for c in s.split(",") if c.strip()],
+                   default=None, help="only these cases (names from cases.json, comma-separated)")
     # the open probe (internal)
     p.add_argument("--probe", choices=SYSTEMS, help=argparse.SUPPRESS)
     p.add_argument("--index", help=argparse.SUPPRESS)

@@ -40,6 +40,9 @@ pub struct RunOptions {
     /// Measure in a fresh process running this `d1vec` binary (`bench measure`), or, when
     /// `None`, in this process (then `first_answer_ms` is not from a cold start).
     pub binary: Option<PathBuf>,
+    /// Reuse the database a previous run built (and its `build` and `disk` lines) and only
+    /// measure the searches again.
+    pub skip_ingest: bool,
 }
 
 impl Default for RunOptions {
@@ -48,6 +51,7 @@ impl Default for RunOptions {
             measure: MeasureOptions::default(),
             batch: 1_000,
             binary: None,
+            skip_ingest: false,
         }
     }
 }
@@ -100,6 +104,11 @@ pub fn run(dir: &Path, options: &RunOptions, progress: &dyn Progress) -> Result<
 
     let db_path = dir.join(DB_FILE);
     let db_dir = db_path.parent().unwrap_or(dir).to_path_buf();
+    if options.skip_ingest {
+        lines = previous_build_lines(dir)?;
+        drop(folder);
+        return finish(dir, options, lines, progress);
+    }
     if db_dir.exists() {
         std::fs::remove_dir_all(&db_dir).map_err(Error::io(&db_dir))?;
     }
@@ -155,7 +164,46 @@ pub fn run(dir: &Path, options: &RunOptions, progress: &dyn Progress) -> Result<
         json!({ "bytes": bytes, "files": files }),
     ));
     drop(folder);
+    finish(dir, options, lines, progress)
+}
 
+/// The `build` and `disk` lines of the last run's results, for `skip_ingest`.
+fn previous_build_lines(dir: &Path) -> Result<Vec<Value>> {
+    if !dir.join(DB_FILE).exists() {
+        return Err(Error::invalid(
+            "--skip-ingest",
+            format!(
+                "no benchmark database at {}: run without it first",
+                dir.join(DB_FILE).display()
+            ),
+        ));
+    }
+    let previous = super::report::read_results(dir)?;
+    let kept: Vec<Value> = previous
+        .into_iter()
+        .filter(|l| l["system"] == "d1vec" && (l["measure"] == "build" || l["measure"] == "disk"))
+        .collect();
+    if kept.is_empty() {
+        return Err(Error::invalid(
+            "--skip-ingest",
+            "results/d1vec.jsonl holds no build line: run without it first",
+        ));
+    }
+    Ok(kept)
+}
+
+/// Measures the searches (in a fresh process when asked) after `lines` and writes them all.
+fn finish(
+    dir: &Path,
+    options: &RunOptions,
+    mut lines: Vec<Value>,
+    progress: &dyn Progress,
+) -> Result<Vec<Value>> {
+    let bytes: u64 = lines
+        .iter()
+        .find(|l| l["measure"] == "disk")
+        .and_then(|l| l["bytes"].as_u64())
+        .unwrap_or(0);
     let measured = match &options.binary {
         Some(binary) => measure_in_child(binary, dir, &options.measure, progress)?,
         None => {

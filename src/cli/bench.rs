@@ -112,6 +112,9 @@ pub struct RunArgs {
     /// Measure searches in this process instead of a fresh one.
     #[arg(long)]
     pub in_process: bool,
+    /// Reuse the database and build figures of the previous run; measure searches only.
+    #[arg(long)]
+    pub skip_ingest: bool,
 }
 
 /// `bench measure`
@@ -238,6 +241,7 @@ pub fn run(command: BenchCommand, json_out: bool) -> Result<(Value, String)> {
                 measure: a.sweep.options()?,
                 batch: a.batch,
                 binary,
+                skip_ingest: a.skip_ingest,
             };
             let lines = run::run(&a.dir, &options, &bars)?;
             let text = report::markdown(&lines);
