@@ -234,7 +234,7 @@ impl SqlConn {
         let readonly = prepared.readonly();
         let scoped_write = self.tenant.is_some() && !readonly;
         let logged_before = if scoped_write {
-            self.text_log_seq(&conn)
+            self.text_log_seq(conn)
         } else {
             0
         };
@@ -256,7 +256,7 @@ impl SqlConn {
             // Through the session's views every row is written by a trigger, so SQLite's
             // `changes()` is 0 and the total is counted instead; the rows the text indexes'
             // own triggers log are the engine's, not the caller's.
-            let logged = self.text_log_seq(&conn).saturating_sub(logged_before);
+            let logged = self.text_log_seq(conn).saturating_sub(logged_before);
             (conn.total_changes() - total_before).saturating_sub(logged)
         } else {
             conn.changes()
