@@ -28,7 +28,7 @@ use serde_json::json;
 
 use super::cases;
 use super::progress::Progress;
-use super::vecs::FvecsWriter;
+use super::vecs::write_fvecs;
 use crate::error::{Error, Result};
 use crate::index::Metric;
 use crate::rng::Rng;
@@ -344,10 +344,10 @@ pub fn generate(options: &GenOptions, dir: &Path, progress: &dyn Progress) -> Re
 
     let mut files = Vec::new();
     let path = dir.join("base.fvecs");
-    write_matrix(&path, dims, &base)?;
+    write_fvecs(&path, dims, &base)?;
     files.push(path);
     let path = dir.join("query.fvecs");
-    write_matrix(&path, dims, &queries)?;
+    write_fvecs(&path, dims, &queries)?;
     files.push(path);
 
     let path = dir.join("meta.ndjson");
@@ -377,13 +377,6 @@ pub fn generate(options: &GenOptions, dir: &Path, progress: &dyn Progress) -> Re
         dir: dir.to_path_buf(),
         files,
     })
-}
-
-fn write_matrix(path: &Path, dims: usize, values: &[f32]) -> Result<()> {
-    let mut writer = FvecsWriter::create(path)?;
-    writer.write_matrix(dims, values)?;
-    writer.finish()?;
-    Ok(())
 }
 
 /// Writes `meta.ndjson` and returns the same rows as JSON values.

@@ -78,25 +78,35 @@ fn points(lines: &[Value]) -> Vec<Point> {
         .collect()
 }
 
-/// Cases in the order they first appear (unfiltered first, as `cases.json` lists them).
-fn case_order(points: &[Point]) -> Vec<(String, f64)> {
-    let mut cases: Vec<(String, f64)> = Vec::new();
-    for p in points {
-        if !cases.iter().any(|(c, _)| c == &p.case) {
-            cases.push((p.case.clone(), p.selectivity));
+/// Each distinct key of `items`, in the order it first appears.
+fn first_seen<T, K: PartialEq>(items: impl IntoIterator<Item = T>, key: impl Fn(T) -> K) -> Vec<K> {
+    let mut out: Vec<K> = Vec::new();
+    for item in items {
+        let k = key(item);
+        if !out.contains(&k) {
+            out.push(k);
         }
     }
-    cases
+    out
+}
+
+/// Cases in the order they first appear (unfiltered first, as `cases.json` lists them).
+fn case_order(points: &[Point]) -> Vec<(String, f64)> {
+    let names = first_seen(points, |p| p.case.clone());
+    names
+        .into_iter()
+        .map(|c| {
+            let selectivity = points
+                .iter()
+                .find(|p| p.case == c)
+                .map_or(1.0, |p| p.selectivity);
+            (c, selectivity)
+        })
+        .collect()
 }
 
 fn systems(points: &[Point]) -> Vec<String> {
-    let mut s: Vec<String> = Vec::new();
-    for p in points {
-        if !s.contains(&p.system) {
-            s.push(p.system.clone());
-        }
-    }
-    s
+    first_seen(points, |p| p.system.clone())
 }
 
 /// The single-thread operating point of `system` on `case` (see the module doc).
@@ -212,14 +222,14 @@ fn footprint(lines: &[Value], systems: &[String], out: &mut String) {
                 && l.get("measure").and_then(Value::as_str) == Some(measure)
         })
     };
-    let mut all: Vec<String> = systems.to_vec();
-    for l in lines {
-        if let Some(s) = l.get("system").and_then(Value::as_str) {
-            if !all.iter().any(|x| x == s) {
-                all.push(s.to_owned());
-            }
-        }
-    }
+    let all = first_seen(
+        systems.iter().cloned().chain(
+            lines
+                .iter()
+                .filter_map(|l| l.get("system")?.as_str().map(str::to_owned)),
+        ),
+        |s| s,
+    );
     let _ = writeln!(
         out,
         "| system | build threads | build s | vectors/s | seal s | compact s | disk MiB | first answer ms | RSS after open MiB | RSS / disk | RSS after queries MiB |"

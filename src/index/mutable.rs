@@ -14,8 +14,8 @@
 //!   recomputed with [`Metric::distance`] from the stored copy.
 //! - **Input that would reach a panic.** Every row is validated before anything changes: length,
 //!   finiteness, ids strictly ascending. A batch is inserted entirely or not at all.
-//! - **`process::exit` and overflow in `Hnsw::new`.** `M` is clamped to `2..=255` (`hnsw_rs`
-//!   exits above 256 and truncates `M` to a `u8`; `M = 1` breaks its level sampler), the size
+//! - **Process termination and overflow in `Hnsw::new`.** `M` is clamped to `2..=255`
+//!   (`hnsw_rs` ends the whole process above 256 and truncates `M` to a `u8`; `M = 1` breaks its level sampler), the size
 //!   hint is capped (it becomes `Vec::with_capacity`), and the build `ef` is at least `M` (its
 //!   layer search unwraps an empty heap when `ef` is 0).
 //! - **Lifetimes.** The graph is `Hnsw<'static, ..>` fed through `insert_slice`, which copies

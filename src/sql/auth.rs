@@ -119,6 +119,13 @@ impl EngineTriggers {
         set.extend(names.into_iter().map(|n| n.to_ascii_lowercase()));
     }
 
+    fn is_empty(&self) -> bool {
+        self.names
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
     fn contains(&self, name: &str) -> bool {
         self.names
             .read()
@@ -168,6 +175,15 @@ impl AuthState {
             .engine_triggers
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(triggers);
+    }
+
+    /// Whether any engine trigger is known to this connection (a text index exists).
+    pub fn has_engine_triggers(&self) -> bool {
+        self.engine_triggers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|t| !t.is_empty())
     }
 
     fn is_engine_trigger(&self, accessor: Option<&str>) -> bool {

@@ -233,11 +233,9 @@ impl SqlConn {
         let columns: Vec<String> = prepared.column_names().map(str::to_owned).collect();
         let readonly = prepared.readonly();
         let scoped_write = self.tenant.is_some() && !readonly;
-        let logged_before = if scoped_write {
-            self.text_log_seq(conn)
-        } else {
-            0
-        };
+        // Only a table followed by a text index has log triggers to discount.
+        let logging = scoped_write && self.auth.has_engine_triggers();
+        let logged_before = if logging { self.text_log_seq(conn) } else { 0 };
         let total_before = conn.total_changes();
         let mut results = Vec::new();
         {
@@ -256,7 +254,11 @@ impl SqlConn {
             // Through the session's views every row is written by a trigger, so SQLite's
             // `changes()` is 0 and the total is counted instead; the rows the text indexes'
             // own triggers log are the engine's, not the caller's.
-            let logged = self.text_log_seq(conn).saturating_sub(logged_before);
+            let logged = if logging {
+                self.text_log_seq(conn).saturating_sub(logged_before)
+            } else {
+                0
+            };
             (conn.total_changes() - total_before).saturating_sub(logged)
         } else {
             conn.changes()

@@ -8,7 +8,7 @@ use serde_json::{Map, Value as Json};
 use super::engine::{prepare, IndexState, Stats};
 use super::error::{codes, VectorizeError};
 use super::filter::eval::{indexed_value, IndexType, Indexed};
-use super::filter::parse::{parse_filter, Scalar};
+use super::filter::parse::{parse_filter, Filter, Scalar};
 use super::filter::to_sql::candidate_sql;
 use super::limits;
 use super::store::{self, IndexRow, Scope, StoredVector};
@@ -430,32 +430,16 @@ impl VectorIndex {
                         .filter
                         .as_ref()
                         .map(|json| super::candidates::key(ns.as_deref(), json));
-                    if let Some(hit) = key.as_ref().and_then(|k| state.candidates.get(row.seq, k)) {
-                        Some(hit)
-                    } else {
-                        let sql = candidate_sql(row.index_id, ns.as_deref(), Some(f), &types)
-                            .map_err(|e| {
-                                let code = if e.reason.contains("metadata index") {
-                                    codes::FILTER_WITHOUT_METADATA_INDEX
-                                } else {
-                                    codes::INVALID_FILTER
-                                };
-                                verr(code, e.to_string())
-                            })?;
-                        let mut stmt = tx.prepare(&sql.sql)?;
-                        let vids = stmt
-                            .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
-                                r.get::<_, i64>(0)
-                            })?;
-                        let mut set = IdBitset::new();
-                        for vid in vids {
-                            set.insert(u64::try_from(vid?).unwrap_or(0));
+                    match key.as_ref().and_then(|k| state.candidates.get(row.seq, k)) {
+                        Some(hit) => Some(hit),
+                        None => {
+                            let set =
+                                Arc::new(filter_candidates(tx, row, ns.as_deref(), f, &types)?);
+                            if let Some(k) = key {
+                                state.candidates.put(row.seq, k, Arc::clone(&set));
+                            }
+                            Some(set)
                         }
-                        let set = Arc::new(set);
-                        if let Some(k) = key {
-                            state.candidates.put(row.seq, k, Arc::clone(&set));
-                        }
-                        Some(set)
                     }
                 }
                 (None, Some(ns)) => Some(Arc::new(
@@ -818,4 +802,31 @@ fn insert_path(obj: &mut Map<String, Json>, path: &str, value: Json) {
             }
         }
     }
+}
+
+/// The vids passing a namespace and a parsed filter, by SQL over the metadata index tables.
+fn filter_candidates(
+    tx: &rusqlite::Connection,
+    row: &IndexRow,
+    namespace: Option<&str>,
+    filter: &Filter,
+    types: &dyn Fn(&str) -> Option<IndexType>,
+) -> Result<IdBitset> {
+    let sql = candidate_sql(row.index_id, namespace, Some(filter), types).map_err(|e| {
+        let code = if e.reason.contains("metadata index") {
+            codes::FILTER_WITHOUT_METADATA_INDEX
+        } else {
+            codes::INVALID_FILTER
+        };
+        verr(code, e.to_string())
+    })?;
+    let mut stmt = tx.prepare(&sql.sql)?;
+    let vids = stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+        r.get::<_, i64>(0)
+    })?;
+    let mut set = IdBitset::new();
+    for vid in vids {
+        set.insert(u64::try_from(vid?).unwrap_or(0));
+    }
+    Ok(set)
 }
