@@ -81,6 +81,7 @@ impl Default for DatabaseBuilder {
             options: ConnOptions {
                 busy_timeout: Duration::from_secs(5),
                 synchronous_full: false,
+                limits: crate::sql::D1Limits::default(),
             },
         }
     }
@@ -90,6 +91,13 @@ impl DatabaseBuilder {
     /// How long a statement waits for another connection's write lock. Default 5 s.
     pub fn busy_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.options.busy_timeout = timeout;
+        self
+    }
+
+    /// The limits every statement runs under (time, VM steps, result and value size);
+    /// default [`crate::sql::D1Limits::default`], D1's own.
+    pub fn limits(&mut self, limits: crate::sql::D1Limits) -> &mut Self {
+        self.options.limits = limits;
         self
     }
 

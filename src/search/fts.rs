@@ -126,10 +126,14 @@ fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 }
 
 /// The names of every text-index trigger in the database, for a new tenant session.
-pub(crate) fn engine_trigger_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare(
-        "SELECT name FROM main.sqlite_schema WHERE type = 'trigger' AND name LIKE 'd1vec\\_text\\_%' ESCAPE '\\'",
-    )?;
+pub(crate) fn engine_trigger_names(
+    conn: &Connection,
+    schema: &str,
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT name FROM {}.sqlite_schema WHERE type = 'trigger' AND name LIKE 'd1vec\\_text\\_%' ESCAPE '\\'",
+        crate::sql::quote_ident(schema)
+    ))?;
     let names = stmt.query_map([], |r| r.get(0))?;
     names.collect()
 }

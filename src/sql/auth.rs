@@ -56,11 +56,6 @@ const D1_PRAGMAS: &[&str] = &[
 /// Table-valued functions that read only their arguments, never stored data.
 const SAFE_TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree", "jsonb_each", "jsonb_tree"];
 
-/// d1vec's own table-valued functions. They read stored data, but each is registered on a
-/// tenant session's connection with that session's tenant and enforces its scope itself
-/// (`vectorize::sql_function`); their internal SQL runs in internal mode.
-const SCOPED_TABLE_FUNCTIONS: &[&str] = &[crate::vectorize::sql_function::NAME];
-
 /// Why the authorizer refused a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Denial {
@@ -75,6 +70,9 @@ pub(crate) enum Denial {
 pub(crate) struct TenantPolicy {
     /// The random token in the names of the session's own views and triggers.
     pub secret: String,
+    /// The schema name the database's tables are attached under on the session's
+    /// connection (its `main` is an empty private database); it carries the secret.
+    pub schema: String,
     /// Lower-cased names of the user-visible views that accept writes.
     pub writable_views: HashSet<String>,
     /// Lower-cased names of all the user-visible views.
@@ -141,6 +139,9 @@ pub(crate) struct AuthState {
     denial: Mutex<Option<Denial>>,
     tenant: Mutex<Option<Arc<TenantPolicy>>>,
     engine_triggers: Mutex<Option<Arc<EngineTriggers>>>,
+    /// Lower-cased names of table-valued functions registered on this connection that read
+    /// stored data but enforce the connection's scope themselves (`vectorize_query`).
+    scoped_functions: RwLock<HashSet<String>>,
     /// The rowid most recently inserted by a tenant session's INSTEAD OF trigger.
     pub noted_rowid: AtomicI64,
     /// Whether a trigger noted a rowid during the current statement.
@@ -175,6 +176,22 @@ impl AuthState {
             .engine_triggers
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(triggers);
+    }
+
+    /// Trusts the table-valued function `name`, registered on this connection, to enforce
+    /// the connection's scope itself.
+    pub fn allow_scoped_function(&self, name: &str) {
+        self.scoped_functions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_ascii_lowercase());
+    }
+
+    fn is_scoped_function(&self, name: &str) -> bool {
+        self.scoped_functions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&name.to_ascii_lowercase())
     }
 
     /// Whether any engine trigger is known to this connection (a text index exists).
@@ -235,7 +252,14 @@ impl AuthState {
         match self.tenant() {
             None => Authorization::Allow,
             Some(policy) => {
-                match tenant_refusal(&policy, ctx, self.is_engine_trigger(ctx.accessor)) {
+                let trusted = Trusted {
+                    engine_trigger: self.is_engine_trigger(ctx.accessor),
+                    scoped_function: match ctx.action {
+                        AuthAction::Read { table_name, .. } => self.is_scoped_function(table_name),
+                        _ => false,
+                    },
+                };
+                match tenant_refusal(&policy, ctx, trusted) {
                     None => Authorization::Allow,
                     Some(what) => self.deny(Denial::Tenant(policy.scrub(&what))),
                 }
@@ -301,27 +325,40 @@ fn d1_refusal(ctx: &AuthContext<'_>) -> Option<String> {
     }
 }
 
+/// What the connection trusts about one access besides the session's own objects.
+#[derive(Debug, Clone, Copy)]
+struct Trusted {
+    /// The accessor is one of the engine's own triggers, whose fixed bodies touch only the
+    /// row being written and the engine's log.
+    engine_trigger: bool,
+    /// The table read is a table-valued function that enforces the scope itself.
+    scoped_function: bool,
+}
+
 /// A tenant session's refusals: what `ctx` reaches that lies outside the tenant's scope.
-/// `engine_trigger`: the accessor is one of the engine's own triggers, whose fixed bodies
-/// touch only the row being written and the engine's log.
+///
+/// The database's tables are attached under [`TenantPolicy::schema`]; they may be touched
+/// only by the session's own (secret-named) views and triggers. `main` is an empty private
+/// database holding stand-ins for every table name, which nothing may read.
 fn tenant_refusal(
     policy: &TenantPolicy,
     ctx: &AuthContext<'_>,
-    engine_trigger: bool,
+    trusted: Trusted,
 ) -> Option<String> {
     use AuthAction as A;
     let db = ctx.database_name.unwrap_or("main");
-    let ours = policy.is_ours(ctx.accessor) || engine_trigger;
+    let in_database = db.eq_ignore_ascii_case(&policy.schema);
+    let ours = policy.is_ours(ctx.accessor) || trusted.engine_trigger;
     match ctx.action {
         A::Select | A::Recursive => None,
         A::Function { .. } => None,
         A::Read { table_name, .. } => {
-            let through_our_views = (db.eq_ignore_ascii_case("main") && ours)
+            let through_our_views = (in_database && ours)
                 || (db.eq_ignore_ascii_case("temp") && policy.is_view(table_name));
-            let safe_function = SAFE_TABLE_FUNCTIONS
-                .iter()
-                .chain(SCOPED_TABLE_FUNCTIONS)
-                .any(|f| f.eq_ignore_ascii_case(table_name));
+            let safe_function = trusted.scoped_function
+                || SAFE_TABLE_FUNCTIONS
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(table_name));
             if internal_table(table_name) {
                 Some(format!("SQLite's internal table `{table_name}`"))
             } else if through_our_views || safe_function {
@@ -336,7 +373,7 @@ fn tenant_refusal(
                 && policy
                     .writable_views
                     .contains(&table_name.to_ascii_lowercase());
-            let from_trigger = db.eq_ignore_ascii_case("main") && ours;
+            let from_trigger = in_database && ours;
             if internal_table(table_name) {
                 Some("schema changes".into())
             } else if to_view || from_trigger {

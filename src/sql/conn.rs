@@ -7,10 +7,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, StatementStatus};
+use rusqlite::{Connection, OpenFlags, StatementStatus, TransactionBehavior};
 use serde_json::Map;
 
 use super::auth::{self, AuthState, Denial};
+use super::limits::{self, Budget, D1Limits};
 use super::result::{D1Result, Meta};
 use super::value::{column_to_json, Param};
 use crate::error::{Error, Result};
@@ -34,6 +35,25 @@ pub(crate) enum Location {
 pub(crate) struct ConnOptions {
     pub busy_timeout: Duration,
     pub synchronous_full: bool,
+    pub limits: D1Limits,
+}
+
+/// The text a scoped connection's guard raises (`RAISE(ABORT, …)` in its triggers) to refuse
+/// a write; what follows it names the refusal.
+pub(crate) const GUARD_PREFIX: &str = "d1vec tenant guard: ";
+/// A guard refusal that must read exactly as SQLite's own UNIQUE failure (a key held by a
+/// row the session cannot see must not be told apart from one it can).
+pub(crate) const GUARD_UNIQUE: &str = "d1vec tenant guard: UNIQUE constraint failed: ";
+
+/// A scoped connection's view of the database, kept in step with the database's schema.
+/// Implemented by the tenant layer; the executor calls it at the start of every call.
+pub(crate) trait Scope: Send + Sync + std::fmt::Debug {
+    /// Runs inside the call's transaction (internal mode) before its first statement:
+    /// rebuilds the scope's objects when the database's schema moved since they were built.
+    /// Returns whether it rebuilt (a rollback then undoes the rebuild).
+    fn refresh(&self, conn: &Connection) -> Result<bool>;
+    /// The transaction that rebuilt the scope was rolled back: rebuild on the next call.
+    fn invalidate(&self);
 }
 
 /// A statement plus its bound values.
@@ -54,6 +74,11 @@ pub(crate) struct SqlConn {
     /// Shared with the SQL functions registered on this connection.
     pub(crate) raised: RaisedError,
     tenant: Option<String>,
+    /// The schema name the database's own tables live under on this connection: `main`,
+    /// or a scoped connection's secret name (its `main` is then an empty private database).
+    schema: String,
+    budget: Arc<Budget>,
+    scope: Option<Box<dyn Scope>>,
 }
 
 impl std::fmt::Debug for SqlConn {
@@ -66,37 +91,73 @@ impl std::fmt::Debug for SqlConn {
 
 impl SqlConn {
     /// Opens a connection: creates the file if missing, WAL mode, foreign keys on, busy
-    /// timeout, D1's authorizer.
+    /// timeout, D1's limits and authorizer.
     pub fn open(location: &Location, opts: &ConnOptions) -> Result<SqlConn> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = match location {
+        let conn = match location {
             Location::File(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent).map_err(Error::io(parent))?;
                 }
-                Connection::open_with_flags(path, flags)?
+                Connection::open_with_flags(path, open_flags())?
             }
             Location::Memory(name) => {
-                Connection::open_with_flags(format!("file:/{name}?vfs=memdb"), flags)?
+                Connection::open_with_flags(format!("file:/{name}?vfs=memdb"), open_flags())?
             }
         };
+        Self::configure(conn, location, opts, "main")
+    }
+
+    /// Opens a connection whose `main` is an empty private in-memory database and that
+    /// reaches the database at `location` only under the schema name `schema` (attached).
+    /// A statement can then name the database's tables only by knowing `schema`; see
+    /// ARCHITECTURE.md, "Tenant isolation".
+    pub fn open_hidden(location: &Location, opts: &ConnOptions, schema: &str) -> Result<SqlConn> {
+        let conn = Connection::open_with_flags(":memory:", open_flags())?;
+        let target = match location {
+            Location::File(path) => {
+                if !path.exists() {
+                    return Err(Error::invalid(
+                        "database",
+                        format!("{} does not exist", path.display()),
+                    ));
+                }
+                path.to_string_lossy().into_owned()
+            }
+            Location::Memory(name) => format!("file:/{name}?vfs=memdb"),
+        };
+        conn.execute(
+            &format!("ATTACH DATABASE ?1 AS {}", crate::sql::quote_ident(schema)),
+            [&target],
+        )?;
+        Self::configure(conn, location, opts, schema)
+    }
+
+    fn configure(
+        mut conn: Connection,
+        location: &Location,
+        opts: &ConnOptions,
+        schema: &str,
+    ) -> Result<SqlConn> {
+        let quoted = crate::sql::quote_ident(schema);
         conn.busy_timeout(opts.busy_timeout)?;
         if matches!(location, Location::File(_)) {
-            conn.pragma_update(None, "journal_mode", "wal")?;
+            conn.execute_batch(&format!("PRAGMA {quoted}.journal_mode = wal"))?;
         }
-        conn.pragma_update(
-            None,
-            "synchronous",
-            if opts.synchronous_full {
-                "full"
-            } else {
-                "normal"
-            },
-        )?;
+        let sync = if opts.synchronous_full {
+            "full"
+        } else {
+            "normal"
+        };
+        conn.execute_batch(&format!("PRAGMA {quoted}.synchronous = {sync}"))?;
         conn.pragma_update(None, "foreign_keys", "on")?;
+        let max_value = i32::try_from(opts.limits.max_value_bytes).unwrap_or(i32::MAX);
+        conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max_value)?;
+        let budget = Arc::new(Budget::new(opts.limits.clone()));
+        let handler = Arc::clone(&budget);
+        conn.progress_handler(
+            i32::try_from(limits::PROGRESS_PERIOD).unwrap_or(i32::MAX),
+            Some(move || handler.over()),
+        )?;
         let state = Arc::new(AuthState::default());
         auth::install(&mut conn, Arc::clone(&state))?;
         Ok(SqlConn {
@@ -104,7 +165,15 @@ impl SqlConn {
             auth: state,
             raised: RaisedError::default(),
             tenant: None,
+            schema: schema.to_owned(),
+            budget,
+            scope: None,
         })
+    }
+
+    /// Keeps `scope` current at the start of every call.
+    pub fn set_scope(&mut self, scope: Box<dyn Scope>) {
+        self.scope = Some(scope);
     }
 
     /// Marks this connection as a tenant session's (for error reports).
@@ -120,7 +189,11 @@ impl SqlConn {
     /// one statement it grows by exactly the rows the log triggers add.
     fn text_log_seq(&self, conn: &Connection) -> u64 {
         let _internal = self.auth.internal();
-        conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM d1vec_text_log")
+        let sql = format!(
+            "SELECT coalesce(max(seq), 0) FROM {}.d1vec_text_log",
+            crate::sql::quote_ident(&self.schema)
+        );
+        conn.prepare_cached(&sql)
             .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
             .map_or(0, |v| u64::try_from(v).unwrap_or(0))
     }
@@ -130,6 +203,13 @@ impl SqlConn {
         let conn = self.lock();
         let _internal = self.auth.internal();
         f(&conn).map_err(Error::from)
+    }
+
+    /// Runs engine code with every authorizer check off; `f` returns d1vec's errors.
+    pub fn internal_with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.lock();
+        let _internal = self.auth.internal();
+        f(&conn)
     }
 
     /// Runs engine code inside one transaction, committing on success.
@@ -161,28 +241,74 @@ impl SqlConn {
 
     /// Runs `stmts` in one transaction, as D1's `batch()` does: in order, and all rolled
     /// back if any fails.
+    ///
+    /// The transaction is deferred unless the first statement plainly writes, so reads take
+    /// no write lock and never wait for writers (WAL). A deferred transaction that then has
+    /// to write while another connection holds the write lock (or has committed since its
+    /// snapshot) fails with `SQLITE_BUSY` at once, without waiting; it is rolled back and run
+    /// again from the start under `BEGIN IMMEDIATE`, which waits up to the busy timeout.
     pub fn run_batch(&self, stmts: &[Bound]) -> Result<Vec<D1Result>> {
         let conn = self.lock();
+        let writes_first = stmts
+            .first()
+            .is_some_and(|s| super::split::leading_keyword(&s.sql).is_some_and(|k| writes(&k)));
+        if writes_first {
+            return self.attempt(&conn, stmts, TransactionBehavior::Immediate);
+        }
+        match self.attempt(&conn, stmts, TransactionBehavior::Deferred) {
+            Err(e) if is_busy(&e) => self.attempt(&conn, stmts, TransactionBehavior::Immediate),
+            other => other,
+        }
+    }
+
+    fn attempt(
+        &self,
+        conn: &Connection,
+        stmts: &[Bound],
+        behavior: TransactionBehavior,
+    ) -> Result<Vec<D1Result>> {
+        let mut rebuilt = false;
         {
             let _internal = self.auth.internal();
-            conn.execute_batch("BEGIN IMMEDIATE")?;
-        }
-        let mut results = Vec::with_capacity(stmts.len());
-        for stmt in stmts {
-            match self.run_one(&conn, stmt) {
-                Ok(r) => results.push(r),
-                Err(e) => {
-                    let _internal = self.auth.internal();
-                    // The rollback can only fail if the transaction is already gone.
-                    let _ = conn.execute_batch("ROLLBACK");
-                    return Err(e);
+            conn.execute_batch(match behavior {
+                TransactionBehavior::Immediate => "BEGIN IMMEDIATE",
+                _ => "BEGIN DEFERRED",
+            })?;
+            if let Some(scope) = &self.scope {
+                match scope.refresh(conn) {
+                    Ok(r) => rebuilt = r,
+                    Err(e) => {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        scope.invalidate();
+                        return Err(e);
+                    }
                 }
             }
         }
-        let _internal = self.auth.internal();
-        if let Err(e) = conn.execute_batch("COMMIT") {
+        let rollback = |e: Error| {
+            let _internal = self.auth.internal();
+            // The rollback can only fail if the transaction is already gone.
             let _ = conn.execute_batch("ROLLBACK");
-            return Err(self.map_err(e));
+            if rebuilt {
+                if let Some(scope) = &self.scope {
+                    scope.invalidate();
+                }
+            }
+            e
+        };
+        let mut results = Vec::with_capacity(stmts.len());
+        for stmt in stmts {
+            match self.run_one(conn, stmt) {
+                Ok(r) => results.push(r),
+                Err(e) => return Err(rollback(e)),
+            }
+        }
+        let committed = {
+            let _internal = self.auth.internal();
+            conn.execute_batch("COMMIT")
+        };
+        if let Err(e) = committed {
+            return Err(rollback(self.map_err(e)));
         }
         Ok(results)
     }
@@ -204,6 +330,7 @@ impl SqlConn {
         }
         self.auth.begin_statement();
         self.raised.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let armed = self.budget.arm();
         let mut prepared = conn.prepare(&stmt.sql).map_err(|e| self.map_err(e))?;
         if self.tenant.is_some() && prepared.is_explain() != 0 {
             return Err(self.violation("EXPLAIN"));
@@ -232,22 +359,37 @@ impl SqlConn {
         }
         let columns: Vec<String> = prepared.column_names().map(str::to_owned).collect();
         let readonly = prepared.readonly();
-        let scoped_write = self.tenant.is_some() && !readonly;
+        let scoped = self.tenant.is_some();
+        let scoped_write = scoped && !readonly;
         // Only a table followed by a text index has log triggers to discount.
         let logging = scoped_write && self.auth.has_engine_triggers();
         let logged_before = if logging { self.text_log_seq(conn) } else { 0 };
         let total_before = conn.total_changes();
+        let max_bytes = self.budget.limits().max_result_bytes;
+        let mut result_bytes = 0usize;
         let mut results = Vec::new();
         {
             let mut rows = prepared.raw_query();
             while let Some(row) = rows.next().map_err(|e| self.map_err(e))? {
                 let mut obj = Map::with_capacity(columns.len());
                 for (i, name) in columns.iter().enumerate() {
-                    obj.insert(name.clone(), column_to_json(row.get_ref(i)?));
+                    let value = row.get_ref(i)?;
+                    result_bytes = result_bytes
+                        .saturating_add(limits::json_size(value))
+                        .saturating_add(name.len() + 4);
+                    if result_bytes > max_bytes {
+                        return Err(Error::LimitExceeded {
+                            what: "result size in bytes of JSON",
+                            limit: max_bytes,
+                            got: result_bytes,
+                        });
+                    }
+                    obj.insert(name.clone(), column_to_json(value));
                 }
                 results.push(obj);
             }
         }
+        drop(armed);
         let changes = if readonly {
             0
         } else if scoped_write {
@@ -263,21 +405,28 @@ impl SqlConn {
         } else {
             conn.changes()
         };
-        let last_row_id = if self.auth.noted.load(Ordering::SeqCst) {
-            self.auth.noted_rowid.load(Ordering::SeqCst)
-        } else {
-            conn.last_insert_rowid()
-        };
-        let scanned =
-            u64::try_from(prepared.get_status(StatementStatus::FullscanStep)).unwrap_or(0);
         let returned = results.len() as u64;
+        // A scoped connection reports only what it may see: the rows it returned and wrote
+        // (SQLite's scan counter also counts other tenants' rows the views filtered out),
+        // and the rowid its own triggers noted (see `tenant::guard`), never the table-wide
+        // `last_insert_rowid()`.
+        let (rows_read, last_row_id) = if scoped {
+            (
+                returned.saturating_add(changes),
+                self.auth.noted_rowid.load(Ordering::SeqCst),
+            )
+        } else {
+            let scanned =
+                u64::try_from(prepared.get_status(StatementStatus::FullscanStep)).unwrap_or(0);
+            (scanned + returned, conn.last_insert_rowid())
+        };
         Ok(D1Result {
             results,
             success: true,
             meta: Meta {
                 changes,
                 last_row_id,
-                rows_read: scanned + returned,
+                rows_read,
                 rows_written: changes,
                 duration: started.elapsed().as_secs_f64() * 1000.0,
                 changed_db: changes > 0,
@@ -297,6 +446,9 @@ impl SqlConn {
     /// `NotAllowed`, a tenant trigger's RAISE becomes `TenantViolation`, and no message
     /// carries the session's secret.
     pub fn map_err(&self, e: rusqlite::Error) -> Error {
+        if let Some(stop) = self.budget.take_stop() {
+            return stop;
+        }
         if let Some(denial) = self.auth.take_denial() {
             return match denial {
                 Denial::D1(what) => Error::NotAllowed(what),
@@ -309,8 +461,19 @@ impl SqlConn {
         let policy = self.auth.tenant();
         if let Some(policy) = policy {
             let text = e.to_string();
-            if let Some(pos) = text.find("d1vec tenant guard: ") {
-                let what = text[pos + "d1vec tenant guard: ".len()..].to_owned();
+            if let Some(pos) = text.find(GUARD_UNIQUE) {
+                // Exactly SQLite's own failure for a key the session's own row holds.
+                let message = format!(
+                    "UNIQUE constraint failed: {}",
+                    &text[pos + GUARD_UNIQUE.len()..]
+                );
+                return Error::Sql(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+                    Some(message),
+                ));
+            }
+            if let Some(pos) = text.find(GUARD_PREFIX) {
+                let what = text[pos + GUARD_PREFIX.len()..].to_owned();
                 return self.violation(&what);
             }
             if let Some(view) = text
@@ -325,6 +488,31 @@ impl SqlConn {
         }
         Error::Sql(e)
     }
+}
+
+fn open_flags() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+/// Whether a statement starting with `keyword` plainly writes (only a hint for taking the
+/// write lock up front; a statement that writes anyway is retried, see `run_batch`).
+fn writes(keyword: &str) -> bool {
+    matches!(
+        keyword,
+        "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "CREATE" | "DROP" | "ALTER"
+    )
+}
+
+/// Whether `e` is SQLite's "database is locked" (any `SQLITE_BUSY` variant).
+fn is_busy(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Sql(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::DatabaseBusy
+    )
 }
 
 /// The path of a file location, for messages.

@@ -27,34 +27,47 @@ use crate::sql::auth::TenantPolicy;
 #[derive(Debug, Clone)]
 struct Column {
     name: String,
+    /// The declared type, as written.
+    ty: String,
     default: Option<String>,
     pk: usize,
 }
 
-/// Quotes an identifier for SQL.
-pub(crate) fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub(crate) use crate::sql::quote_ident as ident;
+pub(crate) use crate::sql::quote_literal as literal;
 
-/// Quotes a string literal for SQL.
-pub(crate) fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
+/// SQLite's own tables that may exist in a database, and that a scoped connection's `main`
+/// gets too (see [`STAND_INS`]), so that their unqualified names never reach the database.
+const SQLITE_TABLES: &[&str] = &["sqlite_sequence", "sqlite_stat1", "sqlite_stat4"];
 
-fn user_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare(
-        "SELECT name FROM main.sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
-    )?;
+/// Creates `main.sqlite_sequence`, `main.sqlite_stat1` and `main.sqlite_stat4` in a scoped
+/// connection's empty `main` (SQLite creates them itself, on AUTOINCREMENT and ANALYZE).
+const STAND_INS: &str =
+    "CREATE TABLE main.d1vec_standin_seq (x INTEGER PRIMARY KEY AUTOINCREMENT, y);
+CREATE INDEX main.d1vec_standin_seq_y ON d1vec_standin_seq (y);
+ANALYZE main;";
+
+/// Every table and view of `schema` (SQLite's own included), by name.
+fn schema_objects(conn: &Connection, schema: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT name FROM {}.sqlite_schema WHERE type IN ('table', 'view') ORDER BY name",
+        ident(schema)
+    ))?;
     let names = stmt.query_map([], |r| r.get(0))?;
     names.collect()
 }
 
-fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {
+fn is_sqlite_internal(name: &str) -> bool {
+    name.len() >= 7 && name[..7].eq_ignore_ascii_case("sqlite_")
+}
+
+fn columns(conn: &Connection, schema: &str, table: &str) -> rusqlite::Result<Vec<Column>> {
     let mut stmt =
-        conn.prepare("SELECT name, dflt_value, pk FROM pragma_table_info(?1, 'main')")?;
-    let cols = stmt.query_map([table], |r| {
+        conn.prepare("SELECT name, dflt_value, pk, type FROM pragma_table_info(?1, ?2)")?;
+    let cols = stmt.query_map([table, schema], |r| {
         Ok(Column {
             name: r.get(0)?,
+            ty: r.get(3)?,
             default: r.get(1)?,
             pk: r.get::<_, i64>(2)?.try_into().unwrap_or(0),
         })
@@ -66,19 +79,20 @@ fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {
 /// integer primary key (which has no index of its own).
 fn unique_keys_without_tenant(
     conn: &Connection,
+    schema: &str,
     table: &str,
     cols: &[Column],
 ) -> rusqlite::Result<Vec<Vec<String>>> {
     let mut keys = Vec::new();
     let mut list =
-        conn.prepare("SELECT name FROM pragma_index_list(?1, 'main') WHERE \"unique\" = 1")?;
+        conn.prepare("SELECT name FROM pragma_index_list(?1, ?2) WHERE \"unique\" = 1")?;
     let index_names: Vec<String> = list
-        .query_map([table], |r| r.get(0))?
+        .query_map([table, schema], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut info = conn.prepare("SELECT name FROM pragma_index_info(?1, 'main') ORDER BY seqno")?;
+    let mut info = conn.prepare("SELECT name FROM pragma_index_info(?1, ?2) ORDER BY seqno")?;
     for index in index_names {
         let key: Vec<Option<String>> = info
-            .query_map([&index], |r| r.get(0))?
+            .query_map([index.as_str(), schema], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         // An expression column (None) cannot be checked here; the tenant_id stamp still holds.
         let key: Vec<String> = key.into_iter().flatten().collect();
@@ -93,21 +107,70 @@ fn unique_keys_without_tenant(
     Ok(keys)
 }
 
-/// The SQL that builds a tenant session's views and triggers, and the names of the views
-/// that accept writes.
+/// What [`build_scope`] makes: the SQL that builds a session's objects, and which of its
+/// views the session may read and write.
+#[derive(Debug, Default)]
+pub(crate) struct ScopeScript {
+    /// Creates the stand-ins in `main` and the views and triggers in `temp`.
+    pub sql: String,
+    /// Lower-cased names of the views that accept writes.
+    pub writable: HashSet<String>,
+    /// Lower-cased names of all the user-visible views.
+    pub readable: HashSet<String>,
+}
+
+/// The SQL that builds a tenant session's objects over the database attached as `schema`,
+/// on a connection whose `main` is empty:
+///
+/// - in `main`, an empty stand-in table for every table and view of the database (with the
+///   same column names), and SQLite's own `sqlite_sequence`/`sqlite_stat1`/`sqlite_stat4`;
+///   so an unqualified name, which SQLite looks up in `temp`, then `main`, then attached
+///   databases, never reaches the database itself;
+/// - in `temp`, the scoped views and the triggers that write through them.
+///
+/// Fails (and the session does not open) when the database holds an SQLite table this
+/// function cannot stand in for.
 pub(crate) fn build_scope(
     conn: &Connection,
     tenant: &str,
     policy_secret: &str,
-) -> rusqlite::Result<(String, HashSet<String>, HashSet<String>)> {
+    schema: &str,
+) -> crate::error::Result<ScopeScript> {
     let prefix = format!("d1vec_{policy_secret}_");
     let tid = literal(tenant);
     let note = ident(&format!("{prefix}note"));
-    let mut sql = String::new();
+    let mut sql = STAND_INS.replace("d1vec_standin_", &format!("{prefix}standin_"));
+    sql.push('\n');
     let mut writable = HashSet::new();
     let mut readable = HashSet::new();
-    for table in user_tables(conn)? {
-        let cols = columns(conn, &table)?;
+    let objects = schema_objects(conn, schema)?;
+    let mut tables = Vec::new();
+    for name in objects {
+        if is_sqlite_internal(&name) {
+            if SQLITE_TABLES.iter().any(|t| t.eq_ignore_ascii_case(&name)) {
+                continue;
+            }
+            return Err(crate::error::Error::invalid(
+                "database",
+                format!("it holds SQLite's table `{name}`, which a tenant session cannot hide"),
+            ));
+        }
+        let cols = columns(conn, schema, &name)?;
+        let list = if cols.is_empty() {
+            "x".to_owned()
+        } else {
+            cols.iter()
+                .map(|c| ident(&c.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(sql, "CREATE TABLE main.{} ({list});", ident(&name));
+        tables.push((name, cols));
+    }
+    for (table, cols) in tables {
+        if !is_table(conn, schema, &table)? {
+            continue;
+        }
         let has_tenant = cols
             .iter()
             .any(|c| c.name.eq_ignore_ascii_case("tenant_id"));
@@ -123,7 +186,7 @@ pub(crate) fn build_scope(
             .map(|c| ident(&c.name))
             .collect::<Vec<_>>()
             .join(", ");
-        let base = format!("main.{}", ident(&table));
+        let base = format!("{}.{}", ident(schema), ident(&table));
         let inner = ident(&format!("{prefix}{table}"));
         let outer = ident(&table);
         let filter = match access {
@@ -152,7 +215,7 @@ pub(crate) fn build_scope(
         // Refuse a key that another tenant's row already holds: with OR REPLACE it would
         // delete that row, without it the UNIQUE error is the same information anyway.
         let mut collisions = String::new();
-        for key in unique_keys_without_tenant(conn, &table, &cols)? {
+        for key in unique_keys_without_tenant(conn, schema, &table, &cols)? {
             let cond = key
                 .iter()
                 .map(|c| format!("{0} = NEW.{0}", ident(c)))
@@ -160,8 +223,10 @@ pub(crate) fn build_scope(
                 .join(" AND ");
             let _ = write!(
                 collisions,
-                " SELECT RAISE(ABORT, 'd1vec tenant guard: a key of {t} held by another tenant') WHERE EXISTS (SELECT 1 FROM {base} WHERE {cond} AND tenant_id IS NOT {tid});",
+                " SELECT RAISE(ABORT, '{unique}{t}.{k}') WHERE EXISTS (SELECT 1 FROM {base} WHERE {cond} AND tenant_id IS NOT {tid});",
+                unique = crate::sql::conn::GUARD_UNIQUE,
                 t = table.replace('\'', "''"),
+                k = key.join(", ").replace('\'', "''"),
             );
         }
         let stamp = format!(" SELECT RAISE(ABORT, 'd1vec tenant guard: rows of {t} with another tenant_id') WHERE NEW.tenant_id IS NOT NULL AND NEW.tenant_id IS NOT {tid};", t = table.replace('\'', "''"));
@@ -195,9 +260,18 @@ pub(crate) fn build_scope(
             .map(|c| format!("{0} = NEW.{0}", ident(&c.name)))
             .collect::<Vec<_>>()
             .join(", ");
+        // The new rowid is reported (D1's `last_row_id`) only where it is the row's own
+        // visible key; elsewhere it is a table-wide counter that moves with every tenant's
+        // inserts, and 0 is reported instead.
+        let rowid_is_key = pk.len() == 1 && pk[0].ty.eq_ignore_ascii_case("INTEGER");
+        let noted = if rowid_is_key {
+            "last_insert_rowid()"
+        } else {
+            "0"
+        };
         let _ = writeln!(
             sql,
-            "CREATE TEMP TRIGGER {trg} INSTEAD OF INSERT ON {outer} BEGIN{stamp}{collisions} INSERT INTO {base} ({names}) VALUES ({values}); SELECT {note}(last_insert_rowid()); END;",
+            "CREATE TEMP TRIGGER {trg} INSTEAD OF INSERT ON {outer} BEGIN{stamp}{collisions} INSERT INTO {base} ({names}) VALUES ({values}); SELECT {note}({noted}); END;",
             trg = ident(&format!("{prefix}{table}_ins")),
         );
         let _ = writeln!(
@@ -212,7 +286,23 @@ pub(crate) fn build_scope(
             trg = ident(&format!("{prefix}{table}_del")),
         );
     }
-    Ok((sql, writable, readable))
+    Ok(ScopeScript {
+        sql,
+        writable,
+        readable,
+    })
+}
+
+/// Whether `name` in `schema` is a table (not a view).
+fn is_table(conn: &Connection, schema: &str, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        &format!(
+            "SELECT type = 'table' FROM {}.sqlite_schema WHERE name = ?1",
+            ident(schema)
+        ),
+        [name],
+        |r| r.get(0),
+    )
 }
 
 /// A fresh random secret: 128 bits as 32 hex digits.
@@ -226,14 +316,11 @@ pub(crate) fn new_secret() -> Result<String, getrandom::Error> {
 }
 
 /// Builds a policy for a new session.
-pub(crate) fn policy(
-    secret: String,
-    writable_views: HashSet<String>,
-    readable_views: HashSet<String>,
-) -> TenantPolicy {
+pub(crate) fn policy(secret: &str, schema: &str, script: &ScopeScript) -> TenantPolicy {
     TenantPolicy {
-        secret,
-        writable_views,
-        readable_views,
+        secret: secret.to_owned(),
+        schema: schema.to_owned(),
+        writable_views: script.writable.clone(),
+        readable_views: script.readable.clone(),
     }
 }

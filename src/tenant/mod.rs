@@ -9,13 +9,16 @@
 pub(crate) mod guard;
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::functions::FunctionFlags;
+use rusqlite::Connection;
 
 use crate::db::Shared;
 use crate::error::{Error, Result};
-use crate::sql::conn::SqlConn;
+use crate::sql::auth::{AuthState, EngineTriggers};
+use crate::sql::conn::{Scope, SqlConn};
+use crate::sql::quote_ident;
 use crate::sql::statement::{self, Statement};
 use crate::sql::{D1Result, ExecResult};
 
@@ -67,13 +70,15 @@ pub struct TenantSession {
 impl TenantSession {
     pub(crate) fn open(shared: Arc<Shared>, tenant: &str) -> Result<Self> {
         validate_tenant_id(tenant)?;
-        let mut conn = SqlConn::open(&shared.location, &shared.options)?;
-        conn.set_tenant_name(tenant);
         let secret =
             guard::new_secret().map_err(|e| Error::invalid("randomness", e.to_string()))?;
+        let schema = format!("d1vec_{secret}");
+        let mut conn = SqlConn::open_hidden(&shared.location, &shared.options, &schema)?;
+        conn.set_tenant_name(tenant);
+        conn.internal_with(|c| require_tenant(c, &schema, tenant))?;
         let state = Arc::clone(&conn.auth);
         let note_name = format!("d1vec_{secret}_note");
-        let (script, writable, readable) = conn.internal(|c| {
+        conn.internal(|c| {
             c.create_scalar_function(
                 note_name.as_str(),
                 1,
@@ -84,23 +89,26 @@ impl TenantSession {
                     state.noted.store(true, Ordering::SeqCst);
                     Ok(rowid)
                 },
-            )?;
-            guard::build_scope(c, tenant, &secret)
+            )
         })?;
-        conn.internal(|c| c.execute_batch(&script))?;
         // `vectorize_query` answering as this tenant, as `TenantSession::vectorize` does.
         crate::vectorize::sql_function::register(
             &conn,
             Arc::downgrade(&shared),
             crate::vectorize::index::Caller::Tenant(tenant.to_owned()),
         )?;
-        // The text indexes' triggers fire inside this session's writes (crate::search).
-        let triggers = conn.internal(crate::search::fts::engine_trigger_names)?;
-        shared.text_triggers.extend(triggers);
         conn.auth
             .set_engine_triggers(Arc::clone(&shared.text_triggers));
-        conn.auth
-            .set_tenant(Arc::new(guard::policy(secret, writable, readable)));
+        let scope = SessionScope {
+            tenant: tenant.to_owned(),
+            secret,
+            schema,
+            auth: Arc::clone(&conn.auth),
+            text_triggers: Arc::clone(&shared.text_triggers),
+            built: Mutex::new(None),
+        };
+        conn.internal_with(|c| scope.refresh(c).map(|_| ()))?;
+        conn.set_scope(Box::new(scope));
         Ok(TenantSession {
             tenant: tenant.to_owned(),
             conn,
@@ -170,5 +178,100 @@ impl TenantSession {
         limit: usize,
     ) -> Result<Vec<crate::search::TextHit>> {
         crate::search::text_search(&self.shared, &self.tenant, source, query, limit)
+    }
+}
+
+/// Refuses a tenant the database does not know: a session opens only for a row of
+/// `tenants`.
+fn require_tenant(conn: &Connection, schema: &str, tenant: &str) -> Result<()> {
+    let schema = quote_ident(schema);
+    let has_table: bool = conn.query_row(
+        &format!("SELECT EXISTS (SELECT 1 FROM {schema}.sqlite_schema WHERE type = 'table' AND name = 'tenants')"),
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_table {
+        return Err(Error::invalid(
+            "tenant id",
+            format!("`{tenant}`: the database has no `tenants` table (apply the migrations first)"),
+        ));
+    }
+    let known: bool = conn.query_row(
+        &format!("SELECT EXISTS (SELECT 1 FROM {schema}.tenants WHERE tenant_id = ?1)"),
+        [tenant],
+        |r| r.get(0),
+    )?;
+    if !known {
+        return Err(Error::invalid(
+            "tenant id",
+            format!("`{tenant}` is not a row of `tenants`"),
+        ));
+    }
+    Ok(())
+}
+
+/// A session's scope over its connection: the secret names, and the schema version its
+/// stand-ins, views and triggers were built for (see [`guard::build_scope`]).
+#[derive(Debug)]
+struct SessionScope {
+    tenant: String,
+    secret: String,
+    schema: String,
+    auth: Arc<AuthState>,
+    text_triggers: Arc<EngineTriggers>,
+    built: Mutex<Option<i64>>,
+}
+
+impl SessionScope {
+    /// Drops every object a previous build made: the views and triggers in `temp`, the
+    /// stand-ins in `main` (SQLite's own tables stay; they are empty and rebuilt alike).
+    fn tear_down(conn: &Connection) -> Result<()> {
+        let mut drops = String::new();
+        {
+            let mut stmt = conn.prepare(
+                "SELECT 'DROP VIEW IF EXISTS temp.' || quote(name) || ';' FROM temp.sqlite_schema WHERE type = 'view'
+                 UNION ALL
+                 SELECT 'DROP TABLE IF EXISTS main.' || quote(name) || ';' FROM main.sqlite_schema
+                   WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                drops.push_str(&row.get::<_, String>(0)?);
+                drops.push('\n');
+            }
+        }
+        conn.execute_batch(&drops)?;
+        Ok(())
+    }
+}
+
+impl Scope for SessionScope {
+    fn refresh(&self, conn: &Connection) -> Result<bool> {
+        let version: i64 = conn.query_row(
+            &format!("PRAGMA {}.schema_version", quote_ident(&self.schema)),
+            [],
+            |r| r.get(0),
+        )?;
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if *built == Some(version) {
+            return Ok(false);
+        }
+        Self::tear_down(conn)?;
+        let script = guard::build_scope(conn, &self.tenant, &self.secret, &self.schema)?;
+        conn.execute_batch(&script.sql)?;
+        // The text indexes' triggers fire inside this session's writes (crate::search).
+        self.text_triggers
+            .extend(crate::search::fts::engine_trigger_names(
+                conn,
+                &self.schema,
+            )?);
+        self.auth
+            .set_tenant(Arc::new(guard::policy(&self.secret, &self.schema, &script)));
+        *built = Some(version);
+        Ok(true)
+    }
+
+    fn invalidate(&self) {
+        *self.built.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }

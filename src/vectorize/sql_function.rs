@@ -160,6 +160,8 @@ pub(crate) fn register(conn: &SqlConn, shared: Weak<Shared>, caller: Caller) -> 
         raised: Arc::clone(&conn.raised),
     });
     const MODULE: Module<'static, QueryTab> = Module::eponymous_only_module();
+    // It reads stored data, but scopes every answer to `caller` itself.
+    conn.auth.allow_scoped_function(NAME);
     conn.internal(|c| c.create_module(NAME, &MODULE, Some(binding)))
 }
 
@@ -353,6 +355,19 @@ fn run(tab: &QueryTab, args: &[Value; ARGS]) -> Result<Vec<Match>> {
         .shared
         .upgrade()
         .ok_or_else(|| Error::invalid("database", "it is closed"))?;
+    if let Caller::Tenant(_) = &binding.caller {
+        // A tenant session's connection reaches the database only through its scoped views
+        // (its `main` is empty, see `tenant::guard`): the engine reads on a pooled reader
+        // connection instead, and scopes the answer itself (`Caller::Tenant`).
+        return shared.read_tx(|tx| {
+            if !shared.vectors.schema_ready.load(Ordering::Acquire) && !has_vector_tables(tx)? {
+                return Err(not_found(name));
+            }
+            let index =
+                VectorIndex::open_on(tx, Arc::clone(&shared), name, binding.caller.clone())?;
+            Ok(index.query_on(tx, &vector, &options)?.matches)
+        });
+    }
     // SAFETY: `tab.db` is the connection this table belongs to, open for the table's whole
     // life; xFilter runs on the thread that is stepping a statement on it, and SQLite allows
     // nested statements on one connection. The wrapper is not owned: dropping it leaves the

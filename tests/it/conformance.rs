@@ -724,6 +724,7 @@ fn tenant_scoping_of_private_and_shared_indexes() {
         .unwrap();
     db.create_index(&CreateIndex::new("pub", 2, Metric::Cosine))
         .unwrap();
+    crate::fixtures::register_tenants(&db, &["ta", "tb"]);
     let a = db.tenant("ta").unwrap();
     let b = db.tenant("tb").unwrap();
     let (pa, pb) = (a.vectorize("priv").unwrap(), b.vectorize("priv").unwrap());
@@ -818,6 +819,7 @@ fn planner_is_exact_up_to_its_threshold_and_takes_the_graph_above() {
         admin.upsert(chunk).unwrap();
     }
     let query: Vec<f64> = (0..8).map(|d| d as f64 * 0.1 - 0.3).collect();
+    crate::fixtures::register_tenants(&db, &["small"]);
     let small = db.tenant("small").unwrap().vectorize("plan").unwrap();
     let before = db.vector_stats();
     let got = q(&small, &query, QueryOptions::new().with_top_k(3));

@@ -678,3 +678,16 @@ pub fn load(conn: &Connection) {
     }
     tx.commit().unwrap();
 }
+
+/// Gives a database without the bundled schema the one thing a tenant session needs: a
+/// `tenants` table with a row for each of `ids` (a session opens only for a known tenant).
+pub fn register_tenants(db: &d1vec::Database, ids: &[&str]) {
+    db.exec("CREATE TABLE IF NOT EXISTS tenants (tenant_id TEXT PRIMARY KEY)")
+        .unwrap();
+    for id in ids {
+        db.prepare("INSERT OR IGNORE INTO tenants (tenant_id) VALUES (?1)")
+            .bind([*id])
+            .run()
+            .unwrap();
+    }
+}

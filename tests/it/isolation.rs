@@ -49,6 +49,9 @@ enum Expect {
     Violation,
     /// Refused as SQL D1 does not allow.
     NotAllowed,
+    /// Refused with SQLite's own `UNIQUE constraint failed`, exactly as for a key the
+    /// tenant's own row holds.
+    Unique,
     /// Refused with any error (an SQL error such as a missing column also keeps data safe).
     AnyError,
     /// Allowed, but every returned row belongs to the tenant (no `t_b` anywhere).
@@ -111,9 +114,9 @@ const ESCAPES: &[(&str, Expect)] = &[
     ("UPDATE main.campaigns SET name = 'pwned'", Expect::Violation),
     ("DELETE FROM main.campaigns", Expect::Violation),
     ("INSERT INTO main.campaigns (campaign_id, tenant_id, name) VALUES ('x2','t_a','direct')", Expect::Violation),
-    ("INSERT OR REPLACE INTO campaigns (campaign_id, name) VALUES ('c_b1','replaced')", Expect::Violation),
-    ("REPLACE INTO users (user_id, email, role) VALUES ('u_b','x@x.test','owner')", Expect::Violation),
-    ("UPDATE OR REPLACE campaigns SET campaign_id = 'c_b1' WHERE campaign_id = 'c_a1'", Expect::Violation),
+    ("INSERT OR REPLACE INTO campaigns (campaign_id, name) VALUES ('c_b1','replaced')", Expect::Unique),
+    ("REPLACE INTO users (user_id, email, role) VALUES ('u_b','x@x.test','owner')", Expect::Unique),
+    ("UPDATE OR REPLACE campaigns SET campaign_id = 'c_b1' WHERE campaign_id = 'c_a1'", Expect::Unique),
     ("INSERT INTO campaigns (campaign_id, name) SELECT campaign_id || 'x', name FROM main.campaigns", Expect::Violation),
     ("UPDATE campaigns SET name = (SELECT name FROM main.campaigns WHERE tenant_id = 't_b')", Expect::Violation),
     ("DELETE FROM campaigns WHERE campaign_id IN (SELECT campaign_id FROM main.campaigns WHERE tenant_id = 't_b')", Expect::Violation),
@@ -162,6 +165,9 @@ fn every_escape_attempt_is_refused_or_scoped_and_changes_nothing() {
         let ok = match (expect, &got) {
             (Expect::Violation, Err(Error::TenantViolation { tenant, .. })) => tenant == "t_a",
             (Expect::NotAllowed, Err(Error::NotAllowed(_))) => true,
+            (Expect::Unique, Err(Error::Sql(e))) => {
+                e.to_string().starts_with("UNIQUE constraint failed: ")
+            }
             (Expect::AnyError, Err(_)) => true,
             (Expect::Scoped, Ok(results)) => {
                 results.iter().all(|r| !mentions_other_tenant(&r.results))
@@ -221,7 +227,10 @@ fn tenant_writes_are_stamped_counted_and_confined() {
         rowid["status"], "draft",
         "column defaults apply through the view"
     );
-    assert_eq!(Value::from(r.meta.last_row_id), rowid["r"]);
+    // The table's rowid is not its key: it counts every tenant's inserts, so a session is
+    // told 0 rather than the table-wide rowid.
+    assert_ne!(rowid["r"], Value::from(0));
+    assert_eq!(r.meta.last_row_id, 0);
 
     let upd = a
         .prepare("UPDATE campaigns SET budget = budget + 1")

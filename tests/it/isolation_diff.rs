@@ -1621,10 +1621,11 @@ fn held_by_other(oracle: &Database, table: &WTable, id: &Value, t: &str) -> bool
 
 /// Runs `statements` atomically on the oracle; with `then_refuse`, rolls them back after
 /// they succeed. Returns the oracle's verdict.
-fn run_oracle(oracle: &Database, statements: &[String], then_refuse: bool) -> Expect {
+fn run_oracle(oracle: &Database, statements: &[String], then_refuse: Option<Expect>) -> Expect {
     const SENTINEL: &str = "SELECT * FROM oracle_sentinel_refusal";
     let mut stmts: Vec<_> = statements.iter().map(|s| oracle.prepare(s)).collect();
-    if then_refuse {
+    let refusal = then_refuse.is_some();
+    if refusal {
         stmts.push(oracle.prepare(SENTINEL));
     }
     if stmts.is_empty() {
@@ -1632,10 +1633,20 @@ fn run_oracle(oracle: &Database, statements: &[String], then_refuse: bool) -> Ex
     }
     match oracle.batch(&stmts) {
         Ok(results) => Expect::Changes(results.iter().map(|r| r.meta.changes).sum()),
-        Err(e) if e.to_string().contains("oracle_sentinel_refusal") => Expect::Violation,
+        Err(e) if e.to_string().contains("oracle_sentinel_refusal") => {
+            then_refuse.unwrap_or(Expect::Violation)
+        }
         Err(Error::Sql(e)) => Expect::SqlError(e.sqlite_error_code(), e.to_string()),
         Err(e) => panic!("the oracle failed outside SQLite: {e}"),
     }
+}
+
+/// SQLite's failure for a key another row holds.
+fn unique_failure() -> Expect {
+    Expect::SqlError(
+        Some(rusqlite::ErrorCode::ConstraintViolation),
+        "UNIQUE constraint failed".to_owned(),
+    )
 }
 
 /// Renders `op` for tenant `t`'s session, and decides what must happen by running its
@@ -1649,10 +1660,11 @@ fn run_oracle(oracle: &Database, statements: &[String], then_refuse: bool) -> Ex
 ///   session writes through a view, whose INSTEAD OF trigger cannot tell an explicit NULL
 ///   from an omitted column (a known deviation from plain SQLite, which would refuse the
 ///   NULL in these NOT NULL columns).
-/// - Except that a row naming a `tenant_id` other than `t` (or NULL), or whose primary key
-///   a row of another tenant holds, is refused with `TenantViolation`, whatever the
-///   conflict clause (the engine refuses rather than let `OR REPLACE` delete the other
-///   tenant's row or `OR IGNORE` skip over it). Rows are visited in VALUES order, so an
+/// - Except that a row naming a `tenant_id` other than `t` (or NULL) is refused with
+///   `TenantViolation`, and a row whose primary key a row of another tenant holds fails
+///   with SQLite's own `UNIQUE constraint failed` (the same error as for a key the tenant's
+///   own row holds), whatever the conflict clause (the engine refuses rather than let
+///   `OR REPLACE` delete the other tenant's row or `OR IGNORE` skip over it). Rows are visited in VALUES order, so an
 ///   error raised by a row before the refused one wins; a foreign key is only checked at
 ///   the end of a statement, which a refusal never reaches.
 /// - UPDATE runs on the admin as `UPDATE ... WHERE (<where>) AND tenant_id = t` with the
@@ -1691,7 +1703,7 @@ fn oracle_plan(w: &WCtx, oracle: &Database, t: &str, op: &WriteOp) -> Planned {
             }
             let mut tuples = Vec::new();
             let mut oracle_tuples = Vec::new();
-            let mut refused = false;
+            let mut refused: Option<Expect> = None;
             for (id, picks) in rows {
                 let id = pick(&w.ids[ti], *id);
                 let mut values = vec![sql_value(id)];
@@ -1702,13 +1714,15 @@ fn oracle_plan(w: &WCtx, oracle: &Database, t: &str, op: &WriteOp) -> Planned {
                     values.push(opt(v));
                 }
                 tuples.push(format!("({})", values.join(", ")));
-                if refused {
+                if refused.is_some() {
                     continue;
                 }
-                if tenant.is_some_and(|v| v.is_some_and(|v| v != t))
-                    || held_by_other(oracle, wt, id, t)
-                {
-                    refused = true;
+                if tenant.is_some_and(|v| v.is_some_and(|v| v != t)) {
+                    refused = Some(Expect::Violation);
+                    continue;
+                }
+                if held_by_other(oracle, wt, id, t) {
+                    refused = Some(unique_failure());
                     continue;
                 }
                 let mut o_values = vec![tenant_lit.clone()];
@@ -1734,7 +1748,7 @@ fn oracle_plan(w: &WCtx, oracle: &Database, t: &str, op: &WriteOp) -> Planned {
                 .chain(names.iter().copied().filter(|n| *n != "tenant_id"))
                 .collect();
             let mut oracle_sql = Vec::new();
-            if refused {
+            if refused.is_some() {
                 // The rows before the refused one run, and may fail on their own; a foreign
                 // key is checked only at the end of the statement, which never comes.
                 oracle_sql.push("PRAGMA defer_foreign_keys = ON".to_owned());
@@ -1847,18 +1861,23 @@ fn oracle_plan(w: &WCtx, oracle: &Database, t: &str, op: &WriteOp) -> Planned {
                 .first_column("n")
                 .unwrap()
                 != Some(Value::from(0));
-            let refused = matched
-                && (set_tenant.is_some_and(|v| v != Some(t))
-                    || set_id.is_some_and(|v| held_by_other(oracle, wt, v, t)));
+            let refused = if !matched {
+                None
+            } else if set_tenant.is_some_and(|v| v != Some(t)) {
+                Some(Expect::Violation)
+            } else if set_id.is_some_and(|v| held_by_other(oracle, wt, v, t)) {
+                Some(unique_failure())
+            } else {
+                None
+            };
             let oracle_sql = vec![format!(
                 "{verb} {} SET {} WHERE {scoped}",
                 wt.name,
                 oracle_sets.join(", ")
             )];
-            let expect = if refused {
-                Expect::Violation
-            } else {
-                run_oracle(oracle, &oracle_sql, false)
+            let expect = match refused {
+                Some(refusal) => refusal,
+                None => run_oracle(oracle, &oracle_sql, None),
             };
             Planned {
                 sql,
@@ -1897,7 +1916,7 @@ fn oracle_plan(w: &WCtx, oracle: &Database, t: &str, op: &WriteOp) -> Planned {
                 wt.name,
                 scoped.join(" AND ")
             )];
-            let expect = run_oracle(oracle, &oracle_sql, false);
+            let expect = run_oracle(oracle, &oracle_sql, None);
             Planned {
                 sql,
                 oracle_sql,

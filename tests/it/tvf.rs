@@ -427,6 +427,7 @@ fn no_index_yet_is_index_not_found_and_views_cannot_hide_the_function() {
             vec![Param::Text("none".into()), Param::Text("[1]".into())],
         ));
         assert_eq!(c, 3000);
+        crate::fixtures::register_tenants(&db, &["ta"]);
         let t = db.tenant("ta").unwrap();
         let (c, _) = code(tenant_sql(
             &t,
@@ -470,6 +471,7 @@ fn a_file_database_loads_its_segments_from_inside_the_statement() {
         )
         .unwrap();
         assert_eq!(got, expected);
+        crate::fixtures::register_tenants(&db, &["t"]);
         let t = db.tenant("t").unwrap();
         assert_eq!(
             tenant_sql(
@@ -673,6 +675,7 @@ fn a_tenant_session_cannot_reach_another_tenants_vectors() {
         let db = Database::open_in_memory().unwrap();
         db.create_index(&CreateIndex::new("priv", 3, Metric::Cosine).scope(Scope::Private))
             .unwrap();
+        crate::fixtures::register_tenants(&db, &["ta", "tb"]);
         let (a, b) = (db.tenant("ta").unwrap(), db.tenant("tb").unwrap());
         a.vectorize("priv")
             .unwrap()
@@ -842,6 +845,7 @@ fn tenant_and_admin_queries_interleave_across_threads() {
         .query(&q, &QueryOptions::new().with_top_k(8))
         .unwrap()
         .matches;
+    crate::fixtures::register_tenants(&db, &["t0", "t1", "t2", "t3"]);
     let (tx, rx) = mpsc::channel();
     for i in 0..4 {
         let (db, expected, tx) = (std::sync::Arc::clone(&db), expected.clone(), tx.clone());
