@@ -28,6 +28,13 @@ pub enum Error {
         /// The value given.
         got: usize,
     },
+    /// A statement would have built a string or BLOB (or row) longer than D1 allows
+    /// (`zeroblob`, `randomblob`, `printf` widths, concatenation); nothing was changed.
+    #[error("a string or BLOB would be longer than {limit} bytes, D1's limit")]
+    ValueTooLarge {
+        /// The limit in bytes ([`crate::sql::D1Limits::max_value_bytes`]).
+        limit: usize,
+    },
     /// SQL that D1 refuses (transactions in user SQL, ATTACH, reserved `_cf_` names, …).
     #[error("not allowed on D1: {0}")]
     NotAllowed(String),

@@ -77,6 +77,9 @@ pub(crate) struct TenantPolicy {
     pub writable_views: HashSet<String>,
     /// Lower-cased names of all the user-visible views.
     pub readable_views: HashSet<String>,
+    /// Lower-cased names of every table and view of the database (each has a stand-in in
+    /// the session's `main`).
+    pub stand_ins: HashSet<String>,
 }
 
 impl TenantPolicy {
@@ -272,6 +275,13 @@ fn reserved(name: &str) -> bool {
     name.len() >= 4 && name[..4].eq_ignore_ascii_case("_cf_")
 }
 
+/// SQLite's eponymous tables that describe the connection's databases (`pragma_*`,
+/// `dbstat`): never the user's own CTE, whatever the column.
+fn introspection_table(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("pragma_") || lower == "dbstat"
+}
+
 fn internal_table(name: &str) -> bool {
     name.len() >= 7 && name[..7].eq_ignore_ascii_case("sqlite_")
 }
@@ -352,6 +362,22 @@ fn tenant_refusal(
     match ctx.action {
         A::Select | A::Recursive => None,
         A::Function { .. } => None,
+        // SQLite asks about a FROM item none of whose columns are used (`SELECT count(*)
+        // FROM r AS x, r AS y`) with an empty column name and, for a subquery, CTE or
+        // unqualified name, no database. Such an item is a CTE or subquery of the user's own,
+        // one of the session's views, or a stand-in; only a name that is neither a view nor
+        // a stand-in is known to be the user's own CTE or subquery, and reading it reads
+        // nothing stored.
+        A::Read {
+            table_name,
+            column_name: "",
+        } if ctx.database_name.is_none()
+            && !internal_table(table_name)
+            && !introspection_table(table_name)
+            && !policy.stand_ins.contains(&table_name.to_ascii_lowercase()) =>
+        {
+            None
+        }
         A::Read { table_name, .. } => {
             let through_our_views = (in_database && ours)
                 || (db.eq_ignore_ascii_case("temp") && policy.is_view(table_name));

@@ -458,6 +458,11 @@ impl SqlConn {
         if let Some(raised) = self.raised.lock().unwrap_or_else(|e| e.into_inner()).take() {
             return raised;
         }
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::TooBig) {
+            return Error::ValueTooLarge {
+                limit: self.budget.limits().max_value_bytes,
+            };
+        }
         let policy = self.auth.tenant();
         if let Some(policy) = policy {
             let text = e.to_string();

@@ -117,6 +117,8 @@ pub(crate) struct ScopeScript {
     pub writable: HashSet<String>,
     /// Lower-cased names of all the user-visible views.
     pub readable: HashSet<String>,
+    /// Lower-cased names of every table and view of the database (stood in for in `main`).
+    pub stand_ins: HashSet<String>,
 }
 
 /// The SQL that builds a tenant session's objects over the database attached as `schema`,
@@ -143,6 +145,7 @@ pub(crate) fn build_scope(
     sql.push('\n');
     let mut writable = HashSet::new();
     let mut readable = HashSet::new();
+    let mut stand_ins = HashSet::new();
     let objects = schema_objects(conn, schema)?;
     let mut tables = Vec::new();
     for name in objects {
@@ -165,6 +168,7 @@ pub(crate) fn build_scope(
                 .join(", ")
         };
         let _ = writeln!(sql, "CREATE TABLE main.{} ({list});", ident(&name));
+        stand_ins.insert(name.to_ascii_lowercase());
         tables.push((name, cols));
     }
     for (table, cols) in tables {
@@ -290,6 +294,7 @@ pub(crate) fn build_scope(
         sql,
         writable,
         readable,
+        stand_ins,
     })
 }
 
@@ -322,5 +327,6 @@ pub(crate) fn policy(secret: &str, schema: &str, script: &ScopeScript) -> Tenant
         schema: schema.to_owned(),
         writable_views: script.writable.clone(),
         readable_views: script.readable.clone(),
+        stand_ins: script.stand_ins.clone(),
     }
 }

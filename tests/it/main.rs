@@ -2,6 +2,7 @@
 
 mod bench_io;
 mod bench_run;
+mod bounded;
 mod cli;
 mod cli_vectorize;
 mod conformance;
@@ -9,6 +10,7 @@ mod d1;
 mod demo_dataset;
 mod demo_tour;
 mod embed;
+mod escape_joins;
 mod export;
 mod filter;
 mod fixtures;
@@ -16,6 +18,7 @@ mod fuzz_replay;
 mod hybrid;
 mod isolation;
 mod isolation_diff;
+mod meta_diff;
 mod migrations;
 mod mutable;
 mod oracle;
