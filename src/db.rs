@@ -69,6 +69,9 @@ impl Shared {
     }
 }
 
+/// The default busy timeout; see [`DatabaseBuilder::busy_timeout`].
+const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(35);
+
 /// Options for opening a [`Database`]; see [`Database::builder`].
 #[derive(Debug, Clone)]
 pub struct DatabaseBuilder {
@@ -79,7 +82,7 @@ impl Default for DatabaseBuilder {
     fn default() -> Self {
         DatabaseBuilder {
             options: ConnOptions {
-                busy_timeout: Duration::from_secs(5),
+                busy_timeout: DEFAULT_BUSY_TIMEOUT,
                 synchronous_full: false,
                 limits: crate::sql::D1Limits::default(),
             },
@@ -88,7 +91,10 @@ impl Default for DatabaseBuilder {
 }
 
 impl DatabaseBuilder {
-    /// How long a statement waits for another connection's write lock. Default 5 s.
+    /// How long a call waits for another connection's write lock before failing with
+    /// "database is locked". Default 35 s: longer than one statement may run
+    /// ([`crate::sql::D1Limits::statement_timeout`], 30 s), so writers queue behind the
+    /// one ahead of them rather than fail.
     pub fn busy_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.options.busy_timeout = timeout;
         self
@@ -134,7 +140,7 @@ impl Database {
     }
 
     /// Opens (creating if missing) the database file at `path`: WAL mode, foreign keys on,
-    /// a 5 s busy timeout.
+    /// a 35 s busy timeout, D1's limits.
     pub fn open(path: impl AsRef<Path>) -> Result<Database> {
         Self::builder().open(path)
     }

@@ -247,11 +247,12 @@ impl SessionScope {
 
 impl Scope for SessionScope {
     fn refresh(&self, conn: &Connection) -> Result<bool> {
-        let version: i64 = conn.query_row(
-            &format!("PRAGMA {}.schema_version", quote_ident(&self.schema)),
-            [],
-            |r| r.get(0),
-        )?;
+        let version: i64 = conn
+            .prepare_cached(&format!(
+                "PRAGMA {}.schema_version",
+                quote_ident(&self.schema)
+            ))?
+            .query_row([], |r| r.get(0))?;
         let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
         if *built == Some(version) {
             return Ok(false);
