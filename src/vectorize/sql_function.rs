@@ -51,17 +51,21 @@
 //!
 //! # How it reaches the vectors
 //!
-//! The function runs inside a statement on the session's own connection, whose `Mutex` the
-//! statement holds, and inside that statement's transaction. It therefore queries through that
-//! same connection (nested statements on one SQLite connection are allowed) with the
-//! authorizer in internal mode for its own reads, and never touches the admin connection.
+//! On the admin connection the function runs inside a statement whose connection `Mutex` that
+//! statement holds, inside its transaction: it queries through that same connection (nested
+//! statements on one SQLite connection are allowed) with the authorizer in internal mode for
+//! its own reads, and never touches the admin connection's lock. A tenant session's
+//! connection reaches the database only through its scoped views (see ARCHITECTURE.md), so
+//! there the function reads on a pooled reader connection, in a read transaction of its own,
+//! and scopes the answer to the session's tenant itself.
 //!
 //! ```
 //! # fn main() -> d1vec::Result<()> {
 //! use d1vec::index::Metric;
 //! use d1vec::vectorize::{types::Vector, CreateIndex, Scope};
 //! let db = d1vec::Database::open_in_memory()?;
-//! db.exec("CREATE TABLE notes (note_id TEXT PRIMARY KEY, tenant_id TEXT, body TEXT)")?;
+//! db.exec("CREATE TABLE tenants (tenant_id TEXT PRIMARY KEY); INSERT INTO tenants VALUES ('acme');
+//!          CREATE TABLE notes (note_id TEXT PRIMARY KEY, tenant_id TEXT, body TEXT)")?;
 //! db.create_index(&CreateIndex::new("notes", 2, Metric::Cosine).scope(Scope::Private))?;
 //! let acme = db.tenant("acme")?;
 //! acme.prepare("INSERT INTO notes (note_id, body) VALUES ('n1', 'east'), ('n2', 'north')")
