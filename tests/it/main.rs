@@ -5,6 +5,7 @@ mod bench_run;
 mod cli;
 mod cli_vectorize;
 mod conformance;
+mod cursors_signed;
 mod d1;
 mod demo_dataset;
 mod demo_tour;
