@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) readers: std::sync::Mutex<Vec<SqlConn>>,
     /// The text indexes' trigger names, trusted by every session's authorizer.
     pub(crate) text_triggers: Arc<crate::sql::auth::EngineTriggers>,
+    /// The key cursors are signed with, read (or made) on first use.
+    cursor_key: std::sync::OnceLock<crate::sql::token::CursorKey>,
 }
 
 /// Idle reader connections kept open; more are opened while more searches run at once.
@@ -66,6 +68,23 @@ impl Shared {
             idle.push(conn);
         }
         out
+    }
+
+    /// The database's cursor key (`sql::token`): read on a reader connection, or, the first
+    /// time any process needs one, created on the admin connection; then kept for the life
+    /// of the `Database`. Must not be called while this thread holds the admin connection.
+    pub(crate) fn cursor_key(&self) -> Result<&crate::sql::token::CursorKey> {
+        if let Some(key) = self.cursor_key.get() {
+            return Ok(key);
+        }
+        let key = match self.read_tx(|tx| crate::sql::token::read_key(tx))? {
+            Some(key) => key,
+            None => self
+                .admin
+                .internal_tx(|tx| crate::sql::token::create_key(tx))?,
+        };
+        // Two threads may both get here; they read the same stored key.
+        Ok(self.cursor_key.get_or_init(|| key))
     }
 }
 
@@ -160,6 +179,7 @@ impl Database {
             vectors,
             readers: std::sync::Mutex::new(Vec::new()),
             text_triggers: Arc::default(),
+            cursor_key: std::sync::OnceLock::new(),
         });
         // `vectorize_query` in admin SQL; it holds `shared` weakly (the connection lives in it).
         crate::vectorize::sql_function::register(
@@ -168,6 +188,10 @@ impl Database {
             crate::vectorize::index::Caller::Admin,
         )?;
         Ok(Database { shared })
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// The database file, or `None` for an in-memory database.

@@ -6,6 +6,12 @@
 //! that existed when the walk started is seen exactly once, and each page costs an index
 //! seek rather than a scan of the rows before it.
 //!
+//! A cursor is signed (HMAC-SHA256 under the database's own key, see [`super::token`]) and
+//! bound to the tenant, the query, its bound values and its order, and expires
+//! [`CURSOR_TTL_SECONDS`] after the page that issued it. A cursor that was altered, comes
+//! from another database, query, order or tenant, has expired, or is longer than 8,192
+//! characters is refused with [`Error::InvalidInput`] naming `cursor` and why.
+//!
 //! ```
 //! # fn main() -> d1vec::Result<()> {
 //! use d1vec::sql::cursor::{page, PageSpec};
@@ -21,13 +27,13 @@
 //! # Ok(()) }
 //! ```
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use serde_json::Value as Json;
 
 use super::result::Row;
 use super::statement::Session;
+use super::token::{self, CursorError, CursorKind, Expect, Position, SCOPE_BYTES};
 use super::value::Param;
+use crate::db::Shared;
 use crate::error::{Error, Result};
 use crate::tenant::guard::ident;
 
@@ -76,42 +82,71 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-/// A fingerprint binding a cursor to the query and order it came from.
-fn fingerprint(sql: &str, spec: &PageSpec) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let parts = [
-        sql,
-        &spec.sort_column,
-        &spec.id_column,
-        if spec.descending { "d" } else { "a" },
-    ];
-    for part in parts {
-        for b in part.bytes().chain([0u8]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+/// The database and tenant a session's cursors belong to; see [`Session`]. Opaque: only
+/// d1vec's own sessions make one.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct CursorScope<'a> {
+    shared: &'a Shared,
+    tenant: Option<&'a str>,
+}
+
+impl<'a> CursorScope<'a> {
+    pub(crate) fn new(shared: &'a Shared, tenant: Option<&'a str>) -> Self {
+        CursorScope { shared, tenant }
     }
-    h
 }
 
-fn encode(key: &Json, id: &Json, fp: u64) -> String {
-    let body = serde_json::json!([key, id, format!("{fp:016x}")]);
-    URL_SAFE_NO_PAD.encode(body.to_string())
+/// How long a page cursor stays valid after the page that issued it, in seconds.
+pub const CURSOR_TTL_SECONDS: u64 = CursorKind::Page.ttl_seconds();
+
+/// The bytes a cursor's scope digest is taken over: the tenant (or none, for the admin
+/// surface), the query, its bound values and its order. The page size is left out: a
+/// position means the same at any page size, and a walk may change it.
+fn scope_parts(tenant: Option<&str>, sql: &str, params: &[Param], spec: &PageSpec) -> Vec<Vec<u8>> {
+    let tenant = match tenant {
+        None => vec![0],
+        Some(t) => [&[1u8][..], t.as_bytes()].concat(),
+    };
+    let mut bound = Vec::new();
+    for p in params {
+        let (tag, bytes): (u8, std::borrow::Cow<'_, [u8]>) = match p {
+            Param::Null => (0, (&[][..]).into()),
+            Param::Integer(i) => (1, i.to_le_bytes().to_vec().into()),
+            Param::Real(f) => (2, f.to_bits().to_le_bytes().to_vec().into()),
+            Param::Text(t) => (3, t.as_bytes().into()),
+            Param::Blob(b) => (4, b.as_slice().into()),
+        };
+        bound.push(tag);
+        bound.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        bound.extend_from_slice(&bytes);
+    }
+    vec![
+        tenant,
+        sql.as_bytes().to_vec(),
+        bound,
+        spec.sort_column.as_bytes().to_vec(),
+        spec.id_column.as_bytes().to_vec(),
+        vec![u8::from(spec.descending)],
+    ]
 }
 
-fn decode(cursor: &str, fp: u64) -> Result<(Param, Param)> {
-    let bad = |why: &str| Error::invalid("cursor", why.to_owned());
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| bad("not a cursor this query returned"))?;
-    let parts: Vec<Json> =
-        serde_json::from_slice(&bytes).map_err(|_| bad("not a cursor this query returned"))?;
-    match parts.as_slice() {
-        [key, id, Json::String(f)] if *f == format!("{fp:016x}") => {
-            Ok((Param::from_json(key)?, Param::from_json(id)?))
+fn bad_cursor(e: CursorError) -> Error {
+    Error::invalid("cursor", e.to_string())
+}
+
+fn decode(key: &token::CursorKey, expect: &Expect, cursor: &str) -> Result<(Param, Param)> {
+    match key.decode(cursor, expect).map_err(bad_cursor)? {
+        (Position::Page { key, id }, _) => {
+            let param = |v: &Json| {
+                Param::from_json(v)
+                    .map_err(|_| bad_cursor(CursorError::BadPosition("not a bindable value")))
+            };
+            Ok((param(&key)?, param(&id)?))
         }
-        [_, _, Json::String(_)] => Err(bad("it belongs to a different query or order")),
-        _ => Err(bad("not a cursor this query returned")),
+        (Position::List { .. }, _) => {
+            Err(bad_cursor(CursorError::BadPosition("not a page position")))
+        }
     }
 }
 
@@ -133,7 +168,16 @@ pub fn page(
             got: spec.limit,
         });
     }
-    let fp = fingerprint(sql, spec);
+    let scope = session.cursor_scope();
+    let signer = scope.shared.cursor_key()?;
+    let parts = scope_parts(scope.tenant, sql, params, spec);
+    let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    let expect = Expect {
+        kind: CursorKind::Page,
+        scope: signer.scope(CursorKind::Page, &parts),
+        scope_name: "query, order or tenant",
+        now: token::now_secs(),
+    };
     let (key, id) = (ident(&spec.sort_column), ident(&spec.id_column));
     let (cmp, dir) = if spec.descending {
         ("<", "DESC")
@@ -143,7 +187,7 @@ pub fn page(
     let mut bound = params.to_vec();
     let after = match cursor {
         Some(c) => {
-            let (k, i) = decode(c, fp)?;
+            let (k, i) = decode(signer, &expect, c)?;
             let n = bound.len();
             bound.push(k);
             bound.push(i);
@@ -171,9 +215,32 @@ pub fn page(
                     ),
                 ));
             }
-            Some(encode(&k, &i, fp))
+            Some(encode(signer, expect.scope, expect.now, k, i)?)
         }
         _ => None,
     };
     Ok(Page { rows, next_cursor })
+}
+
+/// Signs the position after `key`/`id`, valid for [`CURSOR_TTL_SECONDS`] from `now`.
+fn encode(
+    key: &token::CursorKey,
+    scope: [u8; SCOPE_BYTES],
+    now: u64,
+    sort_key: Json,
+    id: Json,
+) -> Result<String> {
+    let expires = now
+        .checked_add(CURSOR_TTL_SECONDS)
+        .ok_or_else(|| Error::invalid("clock", format!("{now} s is past the end of time")))?;
+    key.encode(&Position::Page { key: sort_key, id }, scope, expires)
+        .map_err(|e| match e {
+            CursorError::TooLong { got, limit } => Error::invalid(
+                "page order",
+                format!(
+                    "the last row's sort key and id make a cursor of {got} characters, the limit is {limit}"
+                ),
+            ),
+            other => bad_cursor(other),
+        })
 }

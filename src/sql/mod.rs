@@ -9,6 +9,7 @@ pub mod migrate;
 pub mod result;
 pub mod split;
 pub mod statement;
+pub mod token;
 pub mod value;
 
 pub use conn::{MAX_BOUND_PARAMETERS, MAX_STATEMENT_BYTES};

@@ -159,16 +159,29 @@ pub(crate) fn exec(conn: &SqlConn, script: &str) -> Result<ExecResult> {
 pub trait Session {
     /// Prepares a statement, as D1's `db.prepare(sql)`.
     fn prepare(&self, sql: &str) -> Statement<'_>;
+
+    /// The database whose key signs this session's cursors, and the tenant they are bound
+    /// to. Only d1vec's own sessions can build one.
+    #[doc(hidden)]
+    fn cursor_scope(&self) -> super::cursor::CursorScope<'_>;
 }
 
 impl Session for crate::Database {
     fn prepare(&self, sql: &str) -> Statement<'_> {
         crate::Database::prepare(self, sql)
     }
+
+    fn cursor_scope(&self) -> super::cursor::CursorScope<'_> {
+        super::cursor::CursorScope::new(self.shared(), None)
+    }
 }
 
 impl Session for crate::TenantSession {
     fn prepare(&self, sql: &str) -> Statement<'_> {
         crate::TenantSession::prepare(self, sql)
+    }
+
+    fn cursor_scope(&self) -> super::cursor::CursorScope<'_> {
+        super::cursor::CursorScope::new(self.shared(), Some(self.tenant_id()))
     }
 }

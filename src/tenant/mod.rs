@@ -121,6 +121,11 @@ impl TenantSession {
         &self.tenant
     }
 
+    /// What this session shares with its database (cursor signing reaches the key here).
+    pub(crate) fn shared(&self) -> &crate::db::Shared {
+        &self.shared
+    }
+
     /// Prepares a statement, as D1's `db.prepare(sql)`.
     pub fn prepare(&self, sql: &str) -> Statement<'_> {
         Statement::new(&self.conn, sql)

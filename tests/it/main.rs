@@ -6,6 +6,7 @@ mod bounded;
 mod cli;
 mod cli_vectorize;
 mod conformance;
+mod cursors_signed;
 mod d1;
 mod demo_dataset;
 mod demo_tour;
