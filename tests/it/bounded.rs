@@ -81,6 +81,9 @@ impl Neighbour {
     }
 }
 
+/// Whether an error is the one a runaway statement must end in.
+type Expected = fn(&Error) -> bool;
+
 fn campaigns(db: &Database) -> Vec<Vec<serde_json::Value>> {
     db.prepare("SELECT campaign_id, tenant_id, name FROM campaigns WHERE tenant_id = 't_a' ORDER BY campaign_id")
         .raw(false)
@@ -96,7 +99,7 @@ fn runaway_sql_ends_in_a_typed_error_while_another_tenant_keeps_answering() {
     let a = db.tenant("t_a").unwrap();
     let neighbour = Neighbour::start(&path);
     std::thread::sleep(Duration::from_millis(50));
-    let runaways: &[(&str, fn(&Error) -> bool)] = &[
+    let runaways: &[(&str, Expected)] = &[
         (
             "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM r) SELECT max(n) FROM r",
             |e| matches!(e, Error::LimitExceeded { what, .. } if what.contains("run time")),

@@ -162,7 +162,7 @@ fn tables_of(db: &Database) -> Vec<(String, bool)> {
     .map(|r| {
         (
             r["name"].as_str().unwrap().to_owned(),
-            r["t"] == Value::from(1),
+            r["t"] == 1,
         )
     })
     .collect()
