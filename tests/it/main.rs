@@ -4,6 +4,7 @@ mod bench_io;
 mod bench_run;
 mod cli;
 mod cli_vectorize;
+mod concurrency;
 mod conformance;
 mod d1;
 mod demo_dataset;
