@@ -13,6 +13,7 @@ mod embed;
 mod export;
 mod filter;
 mod fixtures;
+mod foreign_ids;
 mod fuzz_replay;
 mod hybrid;
 mod isolation;
