@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::Connection;
@@ -86,15 +86,41 @@ pub(crate) struct Engine {
     /// Held while segment files are scanned, written or removed, so that a reader building
     /// state never takes a seal's or a compaction's half-done files for leftovers.
     files: Mutex<()>,
+    /// Per index, the highest vid any of its segment files holds, once this process has
+    /// looked ([`Engine::highest_sealed_vid`]); raised by this process's seals.
+    sealed_high: Mutex<HashMap<i64, u64>>,
     counters: Counters,
 }
 
 /// One index's in-memory state.
 pub(crate) struct IndexState {
     pub row: IndexRow,
+    /// The SQLite mutation sequence this state reflects. Written only while `inner` is
+    /// write-locked, and only ever upwards; read without the lock to pick a state.
+    seq: AtomicI64,
     pub inner: RwLock<Segments>,
     /// Filter candidate sets of recent queries.
     pub candidates: super::candidates::CandidateCache,
+}
+
+impl IndexState {
+    /// The SQLite mutation sequence this state reflects.
+    pub fn seq(&self) -> i64 {
+        self.seq.load(Ordering::Acquire)
+    }
+}
+
+/// A committed write, as the in-memory state follows it ([`Engine::apply`]).
+#[derive(Debug, Default)]
+pub(crate) struct Change<'a> {
+    /// The index's sequence when the write's transaction began.
+    pub from_seq: i64,
+    /// The sequence the write committed.
+    pub seq: i64,
+    /// Vectors it removed (deleted, or replaced by an upsert): vid and namespace.
+    pub removed: Vec<(u64, Option<String>)>,
+    /// Vectors it added, in ascending vid order: vid, namespace and stored values.
+    pub added: Vec<(u64, Option<&'a str>, &'a [f32])>,
 }
 
 impl std::fmt::Debug for IndexState {
@@ -107,8 +133,6 @@ impl std::fmt::Debug for IndexState {
 
 /// The searchable parts of one index.
 pub(crate) struct Segments {
-    /// The SQLite mutation sequence this state reflects.
-    pub seq: i64,
     pub sealed: Vec<SealedSegment>,
     pub mutable: MutableSegment,
     pub live: IdBitset,
@@ -130,6 +154,7 @@ impl Engine {
             loaded: Mutex::new(HashMap::new()),
             loading: Mutex::new(()),
             files: Mutex::new(()),
+            sealed_high: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         }
     }
@@ -164,9 +189,126 @@ impl Engine {
             .remove(&index_id);
     }
 
+    /// Forgets `state` if it is still the index's current one (not a newer one loaded since).
+    fn forget_state(&self, state: &Arc<IndexState>) {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if loaded
+            .get(&state.row.index_id)
+            .is_some_and(|s| Arc::ptr_eq(s, state))
+        {
+            loaded.remove(&state.row.index_id);
+        }
+    }
+
+    /// The index's loaded state, if this process has one of `row`'s shape.
+    fn loaded_state(&self, row: &IndexRow) -> Option<Arc<IndexState>> {
+        let state = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&row.index_id)
+            .cloned()?;
+        same_index(&state.row, row).then_some(state)
+    }
+
+    /// The highest vid held by any of the index's segment files that open (0 without any),
+    /// read once per process (headers only) and then kept up to date by its own seals.
+    ///
+    /// A write allocates its vids above this ([`store::raise_next_vid`]): segment files only
+    /// ever hold committed vids, so this changes nothing unless SQLite went back behind the
+    /// files (restored from an older copy). Then the files' extra vids are simply not live,
+    /// instead of being handed out again to other vectors while a file still holds the old
+    /// values under them. (The load-time check of [`open_checked`] covers the same case when
+    /// a search comes first, by deleting such files.)
+    pub fn highest_sealed_vid(&self, index_id: i64) -> u64 {
+        if let Some(&high) = self
+            .sealed_high
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&index_id)
+        {
+            return high;
+        }
+        let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let mut high = 0;
+        if let Some(entries) = self
+            .index_dir(index_id)
+            .and_then(|dir| std::fs::read_dir(dir).ok())
+        {
+            for path in entries.flatten().map(|e| e.path()) {
+                if path.extension().is_some_and(|e| e == "seg") {
+                    if let Ok(seg) = SealedSegment::open(&path) {
+                        high = high.max(seg.ids().last().copied().unwrap_or(0));
+                    }
+                }
+            }
+        }
+        let mut known = self.sealed_high.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = known.entry(index_id).or_insert(0);
+        *entry = (*entry).max(high);
+        *entry
+    }
+
+    /// Makes the loaded state follow a committed write, or leaves it be.
+    ///
+    /// The state follows only if it reflects exactly the sequence the write started from
+    /// (`change.from_seq`): then adding the write gives the state of `change.seq`. Any other
+    /// state (none loaded, one that missed a write of another process or thread, one already
+    /// reloaded past this write) is left as it is; a search whose snapshot is newer reloads
+    /// it from SQLite. Nothing is lost either way, since SQLite already holds the write.
+    ///
+    /// Sealing, when the write filled the mutable segment, happens here, after the commit,
+    /// under the state's write lock. A failure of the memory (an insert the graph refuses)
+    /// drops the state, to be rebuilt from SQLite; a failed seal leaves the vectors in the
+    /// mutable segment, and the next write or load tries again.
+    pub fn apply(&self, row: &IndexRow, change: &Change<'_>) {
+        let Some(state) = self.loaded_state(row) else {
+            return;
+        };
+        let mut segs = state.inner.write().unwrap_or_else(|e| e.into_inner());
+        if state.seq.load(Ordering::Acquire) != change.from_seq {
+            return;
+        }
+        let prepared: Vec<(u64, Vec<f32>)> = change
+            .added
+            .iter()
+            .map(|(vid, _, values)| (*vid, prepare(row.metric, values)))
+            .collect();
+        let refs: Vec<(u64, &[f32])> = prepared.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+        if segs.mutable.insert(&refs).is_err() {
+            drop(segs);
+            self.forget_state(&state);
+            return;
+        }
+        for (vid, ns) in &change.removed {
+            segs.live.remove(*vid);
+            if let Some(set) = ns.as_ref().and_then(|ns| segs.namespaces.get_mut(ns)) {
+                set.remove(*vid);
+            }
+        }
+        for (vid, ns, _) in &change.added {
+            segs.live.insert(*vid);
+            if let Some(ns) = ns {
+                segs.namespaces
+                    .entry((*ns).to_owned())
+                    .or_default()
+                    .insert(*vid);
+            }
+        }
+        segs.namespaces.retain(|_, set| !set.is_empty());
+        state.seq.store(change.seq, Ordering::Release);
+        // A failed seal changed nothing in memory; see above.
+        let _ = self.maybe_seal(row, &mut segs);
+    }
+
     /// Removes an index's segment files.
     pub fn remove_files(&self, index_id: i64) -> Result<()> {
         self.forget(index_id);
+        let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        self.sealed_high
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&index_id);
         if let Some(dir) = self.index_dir(index_id) {
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(Error::io(&dir))?;
@@ -175,51 +317,37 @@ impl Engine {
         Ok(())
     }
 
-    /// The state of `row`'s index, loaded (or reloaded when SQLite moved on) as needed. For
-    /// writers, on the admin connection: the state must reflect exactly `row.seq`.
-    pub fn state(&self, conn: &Connection, row: &IndexRow) -> Result<Arc<IndexState>> {
-        self.state_matching(conn, row, |seq| seq == row.seq)
-    }
-
-    /// The state of `row`'s index for a search on a reader connection. The reader's snapshot
-    /// may be older than the memory (a write committed since it began), so a newer state is
-    /// used as it is: the search re-checks every hit against the rows of its snapshot.
+    /// The state of `row`'s index for a search (or a seal or compaction) whose snapshot
+    /// shows `row`, loaded on `conn` when this process has none as new. The snapshot may be
+    /// older than the memory (a write committed since it began), so a newer state is used
+    /// as it is: a search re-checks every hit against the rows of its snapshot.
     pub fn state_for_read(&self, conn: &Connection, row: &IndexRow) -> Result<Arc<IndexState>> {
-        self.state_matching(conn, row, |seq| seq >= row.seq)
-    }
-
-    fn cached(&self, row: &IndexRow, usable: &impl Fn(i64) -> bool) -> Option<Arc<IndexState>> {
-        let state = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&row.index_id)
-            .cloned()?;
-        let same_shape = state.row.dimensions == row.dimensions && state.row.metric == row.metric;
-        let seq = state.inner.read().unwrap_or_else(|e| e.into_inner()).seq;
-        (same_shape && usable(seq)).then_some(state)
-    }
-
-    fn state_matching(
-        &self,
-        conn: &Connection,
-        row: &IndexRow,
-        usable: impl Fn(i64) -> bool,
-    ) -> Result<Arc<IndexState>> {
-        if let Some(state) = self.cached(row, &usable) {
+        if let Some(state) = self.cached(row) {
             return Ok(state);
         }
         let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         // Another thread may have loaded it while this one waited.
-        if let Some(state) = self.cached(row, &usable) {
+        if let Some(state) = self.cached(row) {
             return Ok(state);
         }
         let state = Arc::new(self.load(conn, row)?);
-        self.loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(row.index_id, Arc::clone(&state));
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        // Never replace a newer state with an older one: a writer may have moved the current
+        // state past this snapshot while it loaded. (Only loaders insert, one at a time, and
+        // a state's seq only grows, so the comparison holds until the insert.)
+        if let Some(current) = loaded.get(&row.index_id) {
+            if same_index(&current.row, row) && current.seq() >= state.seq() {
+                return Ok(Arc::clone(current));
+            }
+        }
+        loaded.insert(row.index_id, Arc::clone(&state));
         Ok(state)
+    }
+
+    /// The loaded state if it is at least as new as `row`.
+    fn cached(&self, row: &IndexRow) -> Option<Arc<IndexState>> {
+        self.loaded_state(row)
+            .filter(|state| state.seq() >= row.seq)
     }
 
     /// Builds an index's state: maps valid segment files, drops damaged ones, and puts every
@@ -297,7 +425,6 @@ impl Engine {
                 .map_err(|e| Error::invalid("stored vectors", e.to_string()))?;
         }
         let mut segments = Segments {
-            seq: row.seq,
             sealed,
             mutable,
             live,
@@ -306,6 +433,7 @@ impl Engine {
         self.maybe_seal(row, &mut segments)?;
         Ok(IndexState {
             row: row.clone(),
+            seq: AtomicI64::new(row.seq),
             inner: RwLock::new(segments),
             candidates: Default::default(),
         })
@@ -343,15 +471,20 @@ impl Engine {
             .map_err(|e| Error::invalid("segment file", e.to_string()))?;
         // The checksums were computed from these very bytes as they were written.
         write_stamp(&path);
+        let mut known = self.sealed_high.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(high) = known.get_mut(&row.index_id) {
+            *high = (*high).max(last);
+        }
+        drop(known);
         segs.sealed.push(seg);
         segs.mutable = MutableSegment::new(row.dimensions, row.metric, self.options().graph, 0);
         Ok(())
     }
 
     /// Rebuilds an index's searchable state from its live vectors only: one new sealed
-    /// segment (or one mutable segment in memory), no tombstones. Old files are removed
-    /// after the new one is in place.
-    pub fn compact(&self, conn: &Connection, row: &IndexRow, state: &IndexState) -> Result<()> {
+    /// segment (or one mutable segment in memory). Old files are removed after the new one
+    /// is in place. Touches no SQLite row (the caller clears the tombstones).
+    pub fn compact(&self, row: &IndexRow, state: &IndexState) -> Result<()> {
         let mut segs = state.inner.write().unwrap_or_else(|e| e.into_inner());
         let options = self.options();
         let live: Vec<u64> = segs.live.iter().collect();
@@ -380,10 +513,6 @@ impl Engine {
             let _ = std::fs::remove_file(&path);
             let _ = std::fs::remove_file(stamp_path(&path));
         }
-        conn.execute(
-            "DELETE FROM d1vec_tombstones WHERE index_id = ?1",
-            [row.index_id],
-        )?;
         Ok(())
     }
 
@@ -435,6 +564,16 @@ impl Engine {
         hits.truncate(wanted);
         hits
     }
+}
+
+/// Whether two rows describe the same index with the same shape: an index deleted and
+/// created again (by another process) may get the same `index_id`, never the same
+/// creation time, dimensions and metric all at once.
+fn same_index(a: &IndexRow, b: &IndexRow) -> bool {
+    a.index_id == b.index_id
+        && a.dimensions == b.dimensions
+        && a.metric == b.metric
+        && a.created_on == b.created_on
 }
 
 /// Extra graph results fetched beyond topK so that ties at the boundary are broken by id.

@@ -1,11 +1,11 @@
 //! [`VectorIndex`]: one Vectorize index, in the shape of the V2 Workers binding.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
-use super::engine::{prepare, IndexState, Stats};
+use super::engine::{prepare, Change, IndexState, Stats};
 use super::error::{codes, VectorizeError};
 use super::filter::eval::{indexed_value, IndexType, Indexed};
 use super::filter::parse::{parse_filter, Filter, Scalar};
@@ -139,24 +139,58 @@ impl VectorIndex {
         }
     }
 
-    /// Runs `f` with the index's fresh in-memory state and the admin connection.
-    fn with_state<T>(
+    /// This index's row as `conn`'s transaction sees it (not found if it was deleted, or
+    /// deleted and created again under the same name).
+    fn current_row(&self, conn: &rusqlite::Connection) -> Result<IndexRow> {
+        store::index_by_name(conn, &self.row.name)?
+            .filter(|r| r.index_id == self.row.index_id)
+            .ok_or_else(|| not_found(&self.row.name))
+    }
+
+    /// Runs `f` in one short write transaction on the admin connection, with the index's
+    /// row as that transaction sees it, and retries it while SQLite reports another
+    /// connection's lock (up to the busy timeout; see [`store::retry_busy`]). It builds no
+    /// index state: a writer holds SQLite's write lock only for its own rows, and the
+    /// in-memory state follows after the commit ([`super::engine::Engine::apply`]).
+    fn write_tx<T>(
         &self,
-        f: impl FnOnce(&rusqlite::Connection, &IndexRow, &Arc<IndexState>) -> Result<T>,
-    ) -> Result<T> {
-        let result = self.shared.admin.internal_tx(|tx| {
-            let row = store::index_by_name(tx, &self.row.name)?
-                .filter(|r| r.index_id == self.row.index_id)
-                .ok_or_else(|| not_found(&self.row.name))?;
-            let state = self.shared.vectors.state(tx, &row)?;
-            f(tx, &row, &state)
-        });
-        if result.is_err() {
-            // The memory may have followed a write that SQLite then rolled back (or a seal
-            // of its uncommitted vids): rebuild it from what SQLite holds.
-            self.shared.vectors.forget(self.row.index_id);
-        }
-        result
+        mut f: impl FnMut(&rusqlite::Connection, &IndexRow) -> Result<T>,
+    ) -> Result<(IndexRow, T)> {
+        store::retry_busy(self.shared.options.busy_timeout, || {
+            self.shared.admin.internal_tx(|tx| {
+                let row = self.current_row(tx)?;
+                let out = f(tx, &row)?;
+                Ok((row, out))
+            })
+        })
+    }
+
+    /// The index's row in a fresh read snapshot and a state at least as new (loaded on a
+    /// reader connection if needed), for sealing and compaction.
+    fn read_state(&self) -> Result<(IndexRow, Arc<IndexState>)> {
+        let engine = &self.shared.vectors;
+        self.shared.read_tx(|tx| {
+            let row = self.current_row(tx)?;
+            let state = engine.state_for_read(tx, &row)?;
+            Ok((row, state))
+        })
+    }
+
+    /// The stored vectors that `id` names for this caller, read on `conn`: in a tenant's
+    /// namespace on a private index (another tenant's vectors are simply not there), in the
+    /// one id space of a shared index, and in every namespace for the admin surface on a
+    /// private index (one vector per namespace holding the id, by namespace).
+    fn lookup(&self, conn: &rusqlite::Connection, id: &str) -> Result<Vec<StoredVector>> {
+        let index_id = self.row.index_id;
+        Ok(match (self.row.scope, self.forced_namespace()) {
+            (_, Some(own)) => store::vector_in_space(conn, index_id, own, id)?
+                .into_iter()
+                .collect(),
+            (Scope::Shared, None) => store::vector_in_space(conn, index_id, "", id)?
+                .into_iter()
+                .collect(),
+            (Scope::Private, None) => store::vectors_with_id(conn, index_id, id)?,
+        })
     }
 
     /// Runs a search against one read snapshot on a reader connection (see
@@ -246,60 +280,66 @@ impl VectorIndex {
                 metadata: v.metadata.clone().map(Json::Object),
             });
         }
-        // Batch duplicates: insert keeps the first occurrence, upsert the last.
+        // Batch duplicates (the same id in the same id space): insert keeps the first
+        // occurrence, upsert the last.
+        let scope = self.row.scope;
         let mut seen = HashSet::new();
+        let mut first_seen = |v: &StoredVector| {
+            seen.insert((
+                store::space_of(scope, v.namespace.as_deref()).to_owned(),
+                v.id.clone(),
+            ))
+        };
         if upsert {
             accepted.reverse();
-            accepted.retain(|v| seen.insert(v.id.clone()));
+            accepted.retain(|v| first_seen(v));
             accepted.reverse();
         } else {
-            accepted.retain(|v| seen.insert(v.id.clone()));
+            accepted.retain(|v| first_seen(v));
         }
         let mid = mutation_id();
         let now = crate::time::now_iso();
-        let engine = &self.shared.vectors;
-        self.with_state(|tx, row, state| {
-            let mut segs = state.inner.write().unwrap_or_else(|e| e.into_inner());
-            let seq = store::next_mutation(
-                tx,
-                row.index_id,
-                if upsert { "upsert" } else { "insert" },
-                &mid,
-                &now,
-            )?;
+        let kind = if upsert { "upsert" } else { "insert" };
+        let forced = self.forced_namespace();
+        let batch_namespaces: BTreeSet<&str> = accepted
+            .iter()
+            .filter_map(|v| v.namespace.as_deref())
+            .collect();
+        let sealed_high = self.shared.vectors.highest_sealed_vid(self.row.index_id);
+        let (row, (from_seq, seq, removed, added)) = self.write_tx(|tx, row| {
+            store::raise_next_vid(tx, row.index_id, sealed_high.saturating_add(1))?;
+            // Whether the batch brings a namespace the index does not hold yet.
+            let mut new_namespace = false;
+            for ns in &batch_namespaces {
+                if !store::namespace_exists(tx, row.index_id, ns)? {
+                    new_namespace = true;
+                    break;
+                }
+            }
+            let seq = store::next_mutation(tx, row.index_id, kind, &mid, &now)?;
             let meta_indexes = store::metadata_indexes(tx, row.index_id)?;
+            let mut touched: BTreeSet<String> = forced.map(str::to_owned).into_iter().collect();
             let mut removed: Vec<(u64, Option<String>)> = Vec::new();
-            let mut fresh: Vec<StoredVector> = Vec::new();
-            for mut v in accepted {
-                if let Some(old) = store::vector_by_id(tx, row.index_id, &v.id)? {
-                    if self.forced_namespace().is_some()
-                        && old.namespace.as_deref() != self.forced_namespace()
-                    {
-                        return Err(self.violation(format!(
-                            "vector id `{}` (held outside the tenant's namespace)",
-                            v.id
-                        )));
-                    }
+            // (position in `accepted`, vid), in vid order.
+            let mut added: Vec<(usize, u64)> = Vec::new();
+            for (at, v) in accepted.iter().enumerate() {
+                let space = store::space_of(row.scope, v.namespace.as_deref());
+                if let Some(old) = store::vector_in_space(tx, row.index_id, space, &v.id)? {
                     if !upsert {
                         continue;
                     }
                     store::delete_vector_with(tx, row.index_id, &old, seq)?;
+                    touched.extend(old.namespace.clone());
                     removed.push((old.vid, old.namespace));
                 }
-                v.vid = store::allocate_vids(tx, row.index_id, 1)?;
-                store::insert_vector(tx, row.index_id, &v, seq, &meta_indexes)?;
-                fresh.push(v);
+                let vid = store::allocate_vids(tx, row.index_id, 1)?;
+                store::insert_vector(tx, row.index_id, vid, v, space, seq, &meta_indexes)?;
+                touched.extend(v.namespace.clone());
+                added.push((at, vid));
             }
-            let mut new_namespaces: HashSet<&str> = HashSet::new();
-            for v in &fresh {
-                if let Some(ns) = v.namespace.as_deref() {
-                    if !segs.namespaces.contains_key(ns) {
-                        new_namespaces.insert(ns);
-                    }
-                }
-            }
-            if !new_namespaces.is_empty()
-                && segs.namespaces.len() + new_namespaces.len() > limits::MAX_NAMESPACES
+            if new_namespace
+                && store::count_namespaces(tx, row.index_id, limits::MAX_NAMESPACES)?
+                    > limits::MAX_NAMESPACES
             {
                 return Err(verr(
                     codes::TOO_MANY_NAMESPACES,
@@ -309,36 +349,30 @@ impl VectorIndex {
                     ),
                 ));
             }
-            // SQLite is written; now the memory follows (if this fails, the state is reloaded).
-            let prepared: Vec<(u64, Vec<f32>)> = fresh
+            store::touch_namespaces(
+                tx,
+                row.index_id,
+                touched.iter().map(String::as_str),
+                seq,
+                &mid,
+                &now,
+            )?;
+            Ok((row.seq, seq, removed, added))
+        })?;
+        let change = Change {
+            from_seq,
+            seq,
+            removed,
+            added: added
                 .iter()
-                .map(|v| (v.vid, prepare(row.metric, &v.values)))
-                .collect();
-            let refs: Vec<(u64, &[f32])> =
-                prepared.iter().map(|(id, v)| (*id, v.as_slice())).collect();
-            if let Err(e) = segs.mutable.insert(&refs) {
-                engine.forget(row.index_id);
-                return Err(Error::invalid("vectors", e.to_string()));
-            }
-            for (vid, ns) in removed {
-                segs.live.remove(vid);
-                if let Some(set) = ns.and_then(|ns| segs.namespaces.get_mut(&ns)) {
-                    set.remove(vid);
-                }
-            }
-            for v in &fresh {
-                segs.live.insert(v.vid);
-                if let Some(ns) = &v.namespace {
-                    segs.namespaces.entry(ns.clone()).or_default().insert(v.vid);
-                }
-            }
-            segs.namespaces.retain(|_, set| !set.is_empty());
-            segs.seq = seq;
-            engine.maybe_seal(row, &mut segs)?;
-            Ok(MutationResult {
-                mutation_id: mid.clone(),
-            })
-        })
+                .map(|&(at, vid)| {
+                    let v = &accepted[at];
+                    (vid, v.namespace.as_deref(), v.values.as_slice())
+                })
+                .collect(),
+        };
+        self.shared.vectors.apply(&row, &change);
+        Ok(MutationResult { mutation_id: mid })
     }
 
     /// The `topK` nearest vectors to `vector` that pass the options' namespace and filter.
@@ -366,24 +400,42 @@ impl VectorIndex {
 
     /// Queries with the stored vector `id` as the query vector. The `namespace` option
     /// applies as in [`VectorIndex::query`]; an unknown id is an error naming it.
+    ///
+    /// On a private index the admin surface finds `id` in the namespace the option names,
+    /// or, without one, wherever it is; an id held in several namespaces then needs the
+    /// option (error 40032 listing them).
     pub fn query_by_id(&self, id: &str, options: &QueryOptions) -> Result<Matches> {
-        let found = self
-            .shared
-            .read_tx(|tx| store::vector_by_id(tx, self.row.index_id, id).map_err(Into::into))?
-            .filter(|v| self.visible(v));
-        let Some(v) = found else {
-            return Err(verr(
+        let found = self.shared.read_tx(|tx| {
+            match (self.row.scope, self.tenant(), options.namespace.as_deref()) {
+                (Scope::Private, None, Some(ns)) => {
+                    Ok(store::vector_in_space(tx, self.row.index_id, ns, id)?
+                        .into_iter()
+                        .collect::<Vec<_>>())
+                }
+                _ => self.lookup(tx, id),
+            }
+        })?;
+        match found.as_slice() {
+            [] => Err(verr(
                 codes::QUERY_ID_NOT_FOUND,
                 format!("no vector with id \"{id}\" in index `{}`", self.row.name),
-            ));
-        };
-        self.query_prepared(&v.values, options)
-    }
-
-    fn visible(&self, v: &StoredVector) -> bool {
-        match self.forced_namespace() {
-            Some(own) => v.namespace.as_deref() == Some(own),
-            None => true,
+            )),
+            [v] => self.query_prepared(&v.values, options),
+            several => {
+                let namespaces: Vec<String> = several
+                    .iter()
+                    .map(|v| v.namespace.clone().unwrap_or_else(|| "(none)".to_owned()))
+                    .collect();
+                Err(verr(
+                    codes::INVALID_NAMESPACE,
+                    format!(
+                        "id \"{id}\" is held in {} namespaces of private index `{}` ({}); give the namespace option to choose one",
+                        several.len(),
+                        self.row.name,
+                        namespaces.join(", ")
+                    ),
+                ))
+            }
         }
     }
 
@@ -501,85 +553,97 @@ impl VectorIndex {
     }
 
     /// The stored vectors with these ids, in input order, duplicates dropped, missing ids
-    /// omitted (on a private index, another tenant's ids count as missing). At most 20 ids.
+    /// omitted, all read from one snapshot. At most 20 ids. On a private index a tenant
+    /// finds only its own namespace's vectors; the admin surface finds an id in every
+    /// namespace that holds it (by namespace).
     pub fn get_by_ids(&self, ids: &[String]) -> Result<Vec<Vector>> {
         limits::check_get_ids(ids.len())?;
         let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        for id in ids {
-            if !seen.insert(id.as_str()) {
-                continue;
+        let found = self.shared.read_tx(|tx| {
+            let mut out = Vec::new();
+            for id in ids {
+                if seen.insert(id.as_str()) {
+                    out.extend(self.lookup(tx, id)?);
+                }
             }
-            let found = self
-                .shared
-                .admin
-                .internal(|c| store::vector_by_id(c, self.row.index_id, id))?;
-            if let Some(v) = found.filter(|v| self.visible(v)) {
-                out.push(Vector {
-                    id: v.id,
-                    values: v.values.iter().map(|&x| f32_rounded(x)).collect(),
-                    namespace: v.namespace,
-                    metadata: v.metadata.and_then(|m| m.as_object().cloned()),
-                });
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })?;
+        Ok(found
+            .into_iter()
+            .map(|v| Vector {
+                id: v.id,
+                values: v.values.iter().map(|&x| f32_rounded(x)).collect(),
+                namespace: v.namespace,
+                metadata: v.metadata.and_then(|m| m.as_object().cloned()),
+            })
+            .collect())
     }
 
-    /// Deletes vectors by id; unknown ids (and, on a private index, another tenant's) are
-    /// ignored. At most 100 ids.
+    /// Deletes vectors by id; unknown ids are ignored. At most 100 ids. On a private index a
+    /// tenant deletes only in its own namespace; the admin surface deletes the id in every
+    /// namespace that holds it.
     pub fn delete_by_ids(&self, ids: &[String]) -> Result<MutationResult> {
         self.check_write()?;
         limits::check_delete_ids(ids.len())?;
         let mid = mutation_id();
         let now = crate::time::now_iso();
-        self.with_state(|tx, row, state| {
-            let mut segs = state.inner.write().unwrap_or_else(|e| e.into_inner());
+        let forced = self.forced_namespace();
+        let (row, (from_seq, seq, removed)) = self.write_tx(|tx, row| {
             let seq = store::next_mutation(tx, row.index_id, "delete", &mid, &now)?;
+            let mut touched: BTreeSet<String> = forced.map(str::to_owned).into_iter().collect();
+            let mut removed: Vec<(u64, Option<String>)> = Vec::new();
             for id in ids {
-                let Some(old) = store::vector_by_id(tx, row.index_id, id)? else {
-                    continue;
-                };
-                if !self.visible(&old) {
-                    continue;
-                }
-                store::delete_vector_with(tx, row.index_id, &old, seq)?;
-                segs.live.remove(old.vid);
-                if let Some(set) = old
-                    .namespace
-                    .as_ref()
-                    .and_then(|ns| segs.namespaces.get_mut(ns))
-                {
-                    set.remove(old.vid);
+                for old in self.lookup(tx, id)? {
+                    store::delete_vector_with(tx, row.index_id, &old, seq)?;
+                    touched.extend(old.namespace.clone());
+                    removed.push((old.vid, old.namespace));
                 }
             }
-            segs.namespaces.retain(|_, set| !set.is_empty());
-            segs.seq = seq;
-            Ok(MutationResult {
-                mutation_id: mid.clone(),
-            })
-        })
+            store::touch_namespaces(
+                tx,
+                row.index_id,
+                touched.iter().map(String::as_str),
+                seq,
+                &mid,
+                &now,
+            )?;
+            Ok((row.seq, seq, removed))
+        })?;
+        let change = Change {
+            from_seq,
+            seq,
+            removed,
+            added: Vec::new(),
+        };
+        self.shared.vectors.apply(&row, &change);
+        Ok(MutationResult { mutation_id: mid })
     }
 
-    /// Vectorize's `describe()`: dimensions, vector count and the last applied mutation. In a
-    /// tenant session on a private index, the count is the tenant's own.
+    /// Vectorize's `describe()`: dimensions, vector count and the last applied mutation.
+    ///
+    /// In a tenant session on a private index everything is the tenant's own: the vectors
+    /// in its namespace, and the last mutation that touched that namespace (one the tenant
+    /// made, or an admin write or delete of vectors in it), `null` before any. Other
+    /// tenants' writes never move them.
     pub fn describe(&self) -> Result<IndexInfo> {
-        self.shared.admin.internal_tx(|tx| {
-            let row = store::index_by_name(tx, &self.row.name)?
-                .ok_or_else(|| not_found(&self.row.name))?;
-            let count = match self.forced_namespace() {
-                Some(ns) => tx.query_row(
-                    "SELECT count(*) FROM d1vec_vectors WHERE index_id = ?1 AND namespace = ?2",
-                    rusqlite::params![row.index_id, ns],
-                    |r| r.get::<_, i64>(0),
-                )? as u64,
-                None => store::count_vectors(tx, row.index_id)?,
+        self.shared.read_tx(|tx| {
+            let row = self.current_row(tx)?;
+            let (vector_count, last) = match self.forced_namespace() {
+                Some(ns) => (
+                    store::count_in_namespace(tx, row.index_id, ns)?,
+                    store::namespace_mutation(tx, row.index_id, ns)?,
+                ),
+                None => (
+                    store::count_vectors(tx, row.index_id)?,
+                    row.last_mutation.clone().zip(row.last_mutation_at.clone()),
+                ),
             };
+            let (mutation, at) = last.unzip();
             Ok(IndexInfo {
                 dimensions: row.dimensions,
-                vector_count: count,
-                processed_up_to_datetime: row.last_mutation_at,
-                processed_up_to_mutation: row.last_mutation,
+                vector_count,
+                processed_up_to_datetime: at,
+                processed_up_to_mutation: mutation,
             })
         })
     }
@@ -617,15 +681,21 @@ impl VectorIndex {
         validate_property(property)?;
         let mid = mutation_id();
         let now = crate::time::now_iso();
-        self.with_state(|tx, row, state| {
+        let (row, (from_seq, seq, vectors_not_covered)) = self.write_tx(|tx, row| {
             let existing = store::metadata_indexes(tx, row.index_id)?;
             if existing.iter().any(|(p, _, _)| p == property) {
-                return Err(verr(codes::DUPLICATE_METADATA_INDEX, format!("A metadata index for property {property} already exists")));
+                return Err(verr(
+                    codes::DUPLICATE_METADATA_INDEX,
+                    format!("A metadata index for property {property} already exists"),
+                ));
             }
             if existing.len() >= limits::MAX_METADATA_INDEXES {
                 return Err(verr(
                     codes::TOO_MANY_METADATA_INDEXES,
-                    format!("an index can have at most {} metadata indexes", limits::MAX_METADATA_INDEXES),
+                    format!(
+                        "an index can have at most {} metadata indexes",
+                        limits::MAX_METADATA_INDEXES
+                    ),
                 ));
             }
             let seq = store::next_mutation(tx, row.index_id, "create_metadata_index", &mid, &now)?;
@@ -633,11 +703,19 @@ impl VectorIndex {
                 "INSERT INTO d1vec_metadata_indexes (index_id, property, index_type, created_seq) VALUES (?1, ?2, ?3, ?4)",
                 rusqlite::params![row.index_id, property, store::index_type_str(index_type), seq],
             )?;
-            state.inner.write().unwrap_or_else(|e| e.into_inner()).seq = seq;
-            Ok(MetadataIndexCreated {
-                mutation_id: mid.clone(),
-                vectors_not_covered: store::count_vectors(tx, row.index_id)?,
-            })
+            Ok((row.seq, seq, store::count_vectors(tx, row.index_id)?))
+        })?;
+        self.shared.vectors.apply(
+            &row,
+            &Change {
+                from_seq,
+                seq,
+                ..Change::default()
+            },
+        );
+        Ok(MetadataIndexCreated {
+            mutation_id: mid,
+            vectors_not_covered,
         })
     }
 
@@ -645,8 +723,7 @@ impl VectorIndex {
     pub fn list_metadata_indexes(&self) -> Result<Vec<MetadataIndex>> {
         let rows = self
             .shared
-            .admin
-            .internal(|c| store::metadata_indexes(c, self.row.index_id))?;
+            .read_tx(|tx| Ok(store::metadata_indexes(tx, self.row.index_id)?))?;
         Ok(rows
             .into_iter()
             .map(|(property_name, index_type, _)| MetadataIndex {
@@ -661,7 +738,7 @@ impl VectorIndex {
         self.check_admin("metadata indexes")?;
         let mid = mutation_id();
         let now = crate::time::now_iso();
-        self.with_state(|tx, row, state| {
+        let (row, (from_seq, seq)) = self.write_tx(|tx, row| {
             let gone = tx.execute(
                 "DELETE FROM d1vec_metadata_indexes WHERE index_id = ?1 AND property = ?2",
                 rusqlite::params![row.index_id, property],
@@ -677,29 +754,52 @@ impl VectorIndex {
                 rusqlite::params![row.index_id, property],
             )?;
             let seq = store::next_mutation(tx, row.index_id, "delete_metadata_index", &mid, &now)?;
-            state.inner.write().unwrap_or_else(|e| e.into_inner()).seq = seq;
-            Ok(MutationResult {
-                mutation_id: mid.clone(),
-            })
-        })
+            Ok((row.seq, seq))
+        })?;
+        self.shared.vectors.apply(
+            &row,
+            &Change {
+                from_seq,
+                seq,
+                ..Change::default()
+            },
+        );
+        Ok(MutationResult { mutation_id: mid })
     }
 
-    /// Rebuilds the index's files from its live vectors: one sealed segment, no tombstones.
+    /// Rebuilds the index's files from its live vectors (one sealed segment), then clears
+    /// its tombstones. The files are built from a state at least as new as a fresh
+    /// snapshot, outside any write transaction; vectors written meanwhile by another
+    /// process are not in the new file and are rebuilt from SQLite at their next load.
     pub fn compact(&self) -> Result<()> {
         self.check_admin("compaction")?;
-        let engine = &self.shared.vectors;
-        self.with_state(|tx, row, state| engine.compact(tx, row, state))
+        let (row, state) = self.read_state()?;
+        self.shared.vectors.compact(&row, &state)?;
+        self.write_tx(|tx, row| {
+            tx.execute(
+                "DELETE FROM d1vec_tombstones WHERE index_id = ?1",
+                [row.index_id],
+            )?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Builds this process's in-memory state of the index now, if it has none as new as
+    /// SQLite (the first search would build it otherwise). Writes never build state, they
+    /// only keep a loaded one current: a process that writes a lot and should seal as it
+    /// goes (a bulk ingest) calls this first.
+    pub fn warm(&self) -> Result<()> {
+        self.read_state().map(|_| ())
     }
 
     /// Writes the mutable segment to a sealed, memory-mapped file now (normally it is sealed
     /// when it reaches `EngineOptions::seal_at` vectors). A no-op for in-memory databases.
     pub fn seal(&self) -> Result<()> {
         self.check_admin("sealing")?;
-        let engine = &self.shared.vectors;
-        self.with_state(|_, row, state| {
-            let mut segs = state.inner.write().unwrap_or_else(|e| e.into_inner());
-            engine.seal(row, &mut segs)
-        })
+        let (row, state) = self.read_state()?;
+        let mut segs = state.inner.write().unwrap_or_else(|e| e.into_inner());
+        self.shared.vectors.seal(&row, &mut segs)
     }
 
     fn check_admin(&self, what: &str) -> Result<()> {

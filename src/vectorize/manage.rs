@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::error::{codes, VectorizeError};
 use super::index::{describe_row, not_found, Caller, VectorIndex};
 use super::limits;
-use super::store::{self, Scope};
+use super::store::{self, Scope, TablesFound};
 use super::types::{IndexDescription, Preset};
 use crate::db::Shared;
 use crate::error::{Error, Result};
@@ -87,13 +87,56 @@ pub const APP_INDEXES: &[AppIndex] = &[
     },
 ];
 
+/// Makes sure the vector tables exist at a format version this code reads, once per
+/// process: creates them when missing, upgrades an older version in place (one write
+/// transaction, retried while busy), and refuses a newer one without changing anything.
+/// Only a database that needs creating or upgrading is written to.
 fn ensure_schema(shared: &Shared) -> Result<()> {
     if shared.vectors.schema_ready.load(Ordering::Acquire) {
         return Ok(());
     }
-    shared.admin.internal(|c| c.execute_batch(store::SCHEMA))?;
+    let found = shared.admin.internal(store::tables_found)?;
+    if !matches!(found, TablesFound::Version(v) if store::READABLE_VERSIONS.contains(&v)) {
+        store::retry_busy(shared.options.busy_timeout, || {
+            shared.admin.internal_tx(|tx| {
+                // Another process may have created or upgraded them since the look above.
+                match store::tables_found(tx)? {
+                    TablesFound::Missing => store::create_tables(tx)?,
+                    TablesFound::Version(v) if store::READABLE_VERSIONS.contains(&v) => {}
+                    TablesFound::Version(v)
+                        if (store::OLDEST_UPGRADABLE..store::TABLES_VERSION).contains(&v) =>
+                    {
+                        store::upgrade_from_v1(tx)?
+                    }
+                    TablesFound::Version(v) => return Err(unreadable_version(v)),
+                }
+                Ok(())
+            })
+        })?;
+    }
     shared.vectors.schema_ready.store(true, Ordering::Release);
     Ok(())
+}
+
+/// The error for vector tables at a format version this code neither reads nor upgrades.
+fn unreadable_version(found: i64) -> Error {
+    let reads = format!(
+        "{}..={}",
+        store::READABLE_VERSIONS.start(),
+        store::READABLE_VERSIONS.end()
+    );
+    let why = if found > *store::READABLE_VERSIONS.end() {
+        "it was written by a newer d1vec; open it with that version (nothing was changed)"
+    } else {
+        "it is not a version d1vec ever wrote (nothing was changed)"
+    };
+    Error::invalid(
+        "vector tables",
+        format!(
+            "format version {found} (this d1vec reads {reads}, upgrades from {}): {why}",
+            store::OLDEST_UPGRADABLE
+        ),
+    )
 }
 
 pub(crate) fn create_index(shared: &Shared, req: &CreateIndex) -> Result<IndexDescription> {
@@ -101,28 +144,30 @@ pub(crate) fn create_index(shared: &Shared, req: &CreateIndex) -> Result<IndexDe
     limits::validate_index_name(&req.name)?;
     limits::validate_dimensions(req.dimensions)?;
     let now = crate::time::now_iso();
-    shared.admin.internal_tx(|tx| {
-        if store::index_by_name(tx, &req.name)?.is_some() {
-            return Err(Error::Vectorize(VectorizeError::new(
-                codes::DUPLICATE_INDEX_NAME,
-                format!(
-                    "vectorize.index.duplicate_name - Index name \"{}\"",
-                    req.name
-                ),
-            )));
-        }
-        store::create_index(
-            tx,
-            &req.name,
-            req.description.as_deref(),
-            req.dimensions,
-            req.metric,
-            req.scope,
-            &now,
-        )?;
-        let row = store::index_by_name(tx, &req.name)?.ok_or_else(|| not_found(&req.name))?;
-        shared.vectors.remove_files(row.index_id)?;
-        Ok(describe_row(&row))
+    store::retry_busy(shared.options.busy_timeout, || {
+        shared.admin.internal_tx(|tx| {
+            if store::index_by_name(tx, &req.name)?.is_some() {
+                return Err(Error::Vectorize(VectorizeError::new(
+                    codes::DUPLICATE_INDEX_NAME,
+                    format!(
+                        "vectorize.index.duplicate_name - Index name \"{}\"",
+                        req.name
+                    ),
+                )));
+            }
+            store::create_index(
+                tx,
+                &req.name,
+                req.description.as_deref(),
+                req.dimensions,
+                req.metric,
+                req.scope,
+                &now,
+            )?;
+            let row = store::index_by_name(tx, &req.name)?.ok_or_else(|| not_found(&req.name))?;
+            shared.vectors.remove_files(row.index_id)?;
+            Ok(describe_row(&row))
+        })
     })
 }
 
@@ -143,10 +188,12 @@ pub(crate) fn list_indexes(shared: &Shared) -> Result<Vec<IndexDescription>> {
 
 pub(crate) fn delete_index(shared: &Shared, name: &str) -> Result<()> {
     ensure_schema(shared)?;
-    shared.admin.internal_tx(|tx| {
-        let row = store::index_by_name(tx, name)?.ok_or_else(|| not_found(name))?;
-        store::delete_index(tx, row.index_id)?;
-        shared.vectors.remove_files(row.index_id)
+    store::retry_busy(shared.options.busy_timeout, || {
+        shared.admin.internal_tx(|tx| {
+            let row = store::index_by_name(tx, name)?.ok_or_else(|| not_found(name))?;
+            store::delete_index(tx, row.index_id)?;
+            shared.vectors.remove_files(row.index_id)
+        })
     })
 }
 

@@ -11,8 +11,28 @@ use crate::index::Metric;
 use crate::vectorize::filter::eval::{indexed_value, IndexType, Indexed};
 use crate::vectorize::filter::parse::Scalar;
 
-/// Creates the tables if they are missing.
+/// The format version of the `d1vec_` vector tables this code writes (docs/format.md,
+/// section 4.0). Version 1 (no version row) had one id space per index; version 2 gives
+/// each namespace of a private index its own id space and records, per namespace, the last
+/// mutation that touched it.
+pub(crate) const TABLES_VERSION: i64 = 2;
+
+/// The versions this code reads and writes as they are. Older ones down to
+/// [`OLDEST_UPGRADABLE`] are upgraded in place; newer ones are refused and left untouched.
+pub(crate) const READABLE_VERSIONS: std::ops::RangeInclusive<i64> = 2..=TABLES_VERSION;
+
+/// The oldest format version [`upgrade_from_v1`] can bring to [`TABLES_VERSION`].
+pub(crate) const OLDEST_UPGRADABLE: i64 = 1;
+
+/// The row of `d1vec_versions` that holds the vector tables' format version.
+const VERSION_KEY: &str = "vector_tables";
+
+/// Creates the tables (format version [`TABLES_VERSION`]) if they are missing.
 pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS d1vec_versions (
+    component TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS d1vec_indexes (
     index_id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -35,9 +55,10 @@ CREATE TABLE IF NOT EXISTS d1vec_vectors (
     vals BLOB NOT NULL,
     metadata TEXT,
     seq INTEGER NOT NULL,
+    space TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (index_id, vid)
 );
-CREATE UNIQUE INDEX IF NOT EXISTS d1vec_vectors_id ON d1vec_vectors (index_id, id);
+CREATE UNIQUE INDEX IF NOT EXISTS d1vec_vectors_key ON d1vec_vectors (index_id, id, space);
 CREATE INDEX IF NOT EXISTS d1vec_vectors_ns ON d1vec_vectors (index_id, namespace, vid);
 CREATE TABLE IF NOT EXISTS d1vec_tombstones (
     index_id INTEGER NOT NULL,
@@ -71,7 +92,97 @@ CREATE TABLE IF NOT EXISTS d1vec_mutations (
     at TEXT NOT NULL,
     PRIMARY KEY (index_id, seq)
 );
+CREATE TABLE IF NOT EXISTS d1vec_namespace_mutations (
+    index_id INTEGER NOT NULL,
+    namespace TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    mutation_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (index_id, namespace)
+);
 ";
+
+/// What a database holds of the vector tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TablesFound {
+    /// No vector table yet.
+    Missing,
+    /// The tables, at this format version (1 when they predate the version row).
+    Version(i64),
+}
+
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = ?1)",
+        [name],
+        |r| r.get(0),
+    )
+}
+
+/// Which format version the vector tables are at, if they exist. Only reads.
+pub(crate) fn tables_found(conn: &Connection) -> rusqlite::Result<TablesFound> {
+    if table_exists(conn, "d1vec_versions")? {
+        let version: Option<i64> = conn
+            .query_row(
+                "SELECT version FROM d1vec_versions WHERE component = ?1",
+                [VERSION_KEY],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(v) = version {
+            return Ok(TablesFound::Version(v));
+        }
+    }
+    Ok(if table_exists(conn, "d1vec_indexes")? {
+        TablesFound::Version(1)
+    } else {
+        TablesFound::Missing
+    })
+}
+
+/// Creates every table at [`TABLES_VERSION`]; for a caller inside a write transaction that
+/// found them [`TablesFound::Missing`].
+pub(crate) fn create_tables(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA)?;
+    conn.execute(
+        "INSERT OR IGNORE INTO d1vec_versions (component, version) VALUES (?1, ?2)",
+        params![VERSION_KEY, TABLES_VERSION],
+    )?;
+    Ok(())
+}
+
+/// Brings version-1 tables to [`TABLES_VERSION`], in the caller's write transaction.
+///
+/// Version 1 had one id space per index (a unique `(index_id, id)`). Every existing row
+/// keeps its id, which stays unique in its new space: rows of private indexes move to the
+/// space of their namespace (`''` without one), rows of shared indexes stay in `''`. The
+/// per-namespace last mutation is rebuilt from what the rows still show: the newest `seq`
+/// among a namespace's live vectors and tombstones.
+pub(crate) fn upgrade_from_v1(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "ALTER TABLE d1vec_vectors ADD COLUMN space TEXT NOT NULL DEFAULT '';
+         UPDATE d1vec_vectors SET space = coalesce(namespace, '')
+          WHERE index_id IN (SELECT index_id FROM d1vec_indexes WHERE scope = 'private');
+         DROP INDEX IF EXISTS d1vec_vectors_id;",
+    )?;
+    create_tables(conn)?;
+    conn.execute_batch(
+        "INSERT OR REPLACE INTO d1vec_namespace_mutations (index_id, namespace, seq, mutation_id, at)
+         SELECT t.index_id, t.namespace, t.seq, m.mutation_id, m.at
+           FROM (SELECT index_id, namespace, max(seq) AS seq
+                   FROM (SELECT index_id, namespace, seq FROM d1vec_vectors
+                         UNION ALL
+                         SELECT index_id, namespace, seq FROM d1vec_tombstones)
+                  WHERE namespace IS NOT NULL
+                  GROUP BY index_id, namespace) AS t
+           JOIN d1vec_mutations AS m ON m.index_id = t.index_id AND m.seq = t.seq;",
+    )?;
+    conn.execute(
+        "INSERT OR REPLACE INTO d1vec_versions (component, version) VALUES (?1, ?2)",
+        params![VERSION_KEY, TABLES_VERSION],
+    )?;
+    Ok(())
+}
 
 /// Whether a private index confines each tenant to its own namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +284,7 @@ pub(crate) fn delete_index(conn: &Connection, index_id: i64) -> rusqlite::Result
         "d1vec_metadata_indexes",
         "d1vec_meta_values",
         "d1vec_mutations",
+        "d1vec_namespace_mutations",
         "d1vec_indexes",
     ] {
         conn.execute(
@@ -243,6 +355,15 @@ pub(crate) fn next_vid(conn: &Connection, index_id: i64) -> rusqlite::Result<u64
     Ok(u64::try_from(next).unwrap_or(0))
 }
 
+/// Raises the index's next internal id to at least `floor` (never lowers it).
+pub(crate) fn raise_next_vid(conn: &Connection, index_id: i64, floor: u64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE d1vec_indexes SET next_vid = ?2 WHERE index_id = ?1 AND next_vid < ?2",
+    )?
+    .execute(params![index_id, i64::try_from(floor).unwrap_or(i64::MAX)])?;
+    Ok(())
+}
+
 /// Allocates `n` fresh internal ids; returns the first.
 pub(crate) fn allocate_vids(conn: &Connection, index_id: i64, n: usize) -> rusqlite::Result<u64> {
     let first: i64 = conn.query_row(
@@ -286,18 +407,126 @@ fn row_to_vector(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredVector> {
     })
 }
 
-/// The live vector with Vectorize id `id`, if any.
-pub(crate) fn vector_by_id(
+/// The live vector with Vectorize id `id` in id space `space` (see [`space_of`]), if any.
+pub(crate) fn vector_in_space(
+    conn: &Connection,
+    index_id: i64,
+    space: &str,
+    id: &str,
+) -> rusqlite::Result<Option<StoredVector>> {
+    conn.prepare_cached(
+        "SELECT vid, id, namespace, vals, metadata FROM d1vec_vectors WHERE index_id = ?1 AND id = ?2 AND space = ?3",
+    )?
+    .query_row(params![index_id, id, space], row_to_vector)
+    .optional()
+}
+
+/// Every live vector with Vectorize id `id`, whatever its id space, by space: one at most on
+/// a shared index, one per namespace holding it on a private one.
+pub(crate) fn vectors_with_id(
     conn: &Connection,
     index_id: i64,
     id: &str,
-) -> rusqlite::Result<Option<StoredVector>> {
+) -> rusqlite::Result<Vec<StoredVector>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT vid, id, namespace, vals, metadata FROM d1vec_vectors WHERE index_id = ?1 AND id = ?2 ORDER BY space",
+    )?;
+    let rows = stmt.query_map(params![index_id, id], row_to_vector)?;
+    rows.collect()
+}
+
+/// The id space a vector with `namespace` belongs to: on a private index its namespace (`''`
+/// without one; a namespace is never empty), so that each tenant's namespace holds its own
+/// ids; on a shared index `''`, one id space for the whole index.
+pub(crate) fn space_of(scope: Scope, namespace: Option<&str>) -> &str {
+    match scope {
+        Scope::Private => namespace.unwrap_or(""),
+        Scope::Shared => "",
+    }
+}
+
+/// Whether any live vector of the index is in `namespace`.
+pub(crate) fn namespace_exists(
+    conn: &Connection,
+    index_id: i64,
+    namespace: &str,
+) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM d1vec_vectors WHERE index_id = ?1 AND namespace = ?2)",
+    )?
+    .query_row(params![index_id, namespace], |r| r.get(0))
+}
+
+/// How many namespaces the index's live vectors use, counting no further than `cap`. Each
+/// step seeks the next namespace in `d1vec_vectors_ns`: the cost grows with the namespaces,
+/// not with the vectors.
+pub(crate) fn count_namespaces(
+    conn: &Connection,
+    index_id: i64,
+    cap: usize,
+) -> rusqlite::Result<usize> {
+    let n: i64 = conn.query_row(
+        "WITH RECURSIVE ns(n) AS (
+             SELECT (SELECT min(namespace) FROM d1vec_vectors WHERE index_id = ?1)
+             UNION ALL
+             SELECT (SELECT min(namespace) FROM d1vec_vectors WHERE index_id = ?1 AND namespace > ns.n)
+               FROM ns WHERE ns.n IS NOT NULL
+             LIMIT ?2
+         )
+         SELECT count(n) FROM ns",
+        params![index_id, i64::try_from(cap.saturating_add(1)).unwrap_or(i64::MAX)],
+        |r| r.get(0),
+    )?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Records mutation `seq` as the last one that touched each of `namespaces`.
+pub(crate) fn touch_namespaces<'a>(
+    conn: &Connection,
+    index_id: i64,
+    namespaces: impl IntoIterator<Item = &'a str>,
+    seq: i64,
+    mutation_id: &str,
+    now: &str,
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO d1vec_namespace_mutations (index_id, namespace, seq, mutation_id, at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (index_id, namespace) DO UPDATE
+            SET seq = excluded.seq, mutation_id = excluded.mutation_id, at = excluded.at",
+    )?;
+    for ns in namespaces {
+        stmt.execute(params![index_id, ns, seq, mutation_id, now])?;
+    }
+    Ok(())
+}
+
+/// The last mutation that touched `namespace`: its id and time.
+pub(crate) fn namespace_mutation(
+    conn: &Connection,
+    index_id: i64,
+    namespace: &str,
+) -> rusqlite::Result<Option<(String, String)>> {
     conn.query_row(
-        "SELECT vid, id, namespace, vals, metadata FROM d1vec_vectors WHERE index_id = ?1 AND id = ?2",
-        params![index_id, id],
-        row_to_vector,
+        "SELECT mutation_id, at FROM d1vec_namespace_mutations WHERE index_id = ?1 AND namespace = ?2",
+        params![index_id, namespace],
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )
     .optional()
+}
+
+/// How many live vectors of the index are in `namespace`.
+pub(crate) fn count_in_namespace(
+    conn: &Connection,
+    index_id: i64,
+    namespace: &str,
+) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT count(*) FROM d1vec_vectors WHERE index_id = ?1 AND namespace = ?2",
+        params![index_id, namespace],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| u64::try_from(n).unwrap_or(0))
 }
 
 /// The live vectors with the given internal ids (missing ones are skipped).
@@ -360,20 +589,23 @@ pub(crate) fn delete_vector_with(
     Ok(())
 }
 
-/// Writes a new live vector and the indexed representation of its metadata for every
-/// metadata index that exists now.
+/// Writes a new live vector under internal id `vid` (`v.vid` is not read), in id space
+/// `space`, and the indexed representation of its metadata for every metadata index that
+/// exists now.
 pub(crate) fn insert_vector(
     conn: &Connection,
     index_id: i64,
+    vid: u64,
     v: &StoredVector,
+    space: &str,
     seq: i64,
     meta_indexes: &[(String, IndexType, i64)],
 ) -> rusqlite::Result<()> {
     let metadata = v.metadata.as_ref().map(|m| m.to_string());
     conn.prepare_cached(
-        "INSERT INTO d1vec_vectors (index_id, vid, id, namespace, vals, metadata, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO d1vec_vectors (index_id, vid, id, namespace, vals, metadata, seq, space) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![index_id, v.vid as i64, v.id, v.namespace, encode_values(&v.values), metadata, seq])?;
+    .execute(params![index_id, vid as i64, v.id, v.namespace, encode_values(&v.values), metadata, seq, space])?;
     let mut put = conn.prepare_cached(
         "INSERT INTO d1vec_meta_values (index_id, property, vid, val) VALUES (?1, ?2, ?3, ?4)",
     )?;
@@ -383,7 +615,7 @@ pub(crate) fn insert_vector(
             Indexed::Null => rusqlite::types::Value::Null,
             Indexed::Value(s) => scalar_to_sql(&s),
         };
-        put.execute(params![index_id, property, v.vid as i64, val])?;
+        put.execute(params![index_id, property, vid as i64, val])?;
     }
     Ok(())
 }
@@ -407,4 +639,49 @@ pub(crate) fn count_vectors(conn: &Connection, index_id: i64) -> rusqlite::Resul
         |r| r.get::<_, i64>(0),
     )
     .map(|n| u64::try_from(n).unwrap_or(0))
+}
+
+/// Whether `e` is SQLite saying another connection holds a lock (`SQLITE_BUSY`, including
+/// `BUSY_SNAPSHOT` and `BUSY_RECOVERY`, or `SQLITE_LOCKED`): worth retrying.
+pub(crate) fn is_busy(e: &crate::error::Error) -> bool {
+    use rusqlite::ErrorCode;
+    matches!(
+        e,
+        crate::error::Error::Sql(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Runs `attempt` until it returns something other than a busy error ([`is_busy`]), or
+/// until `patience` has passed since the first attempt; then returns its last result.
+///
+/// SQLite's busy timeout already makes `BEGIN IMMEDIATE` wait for another writer; this
+/// covers what it does not: a busy error returned without waiting (a stale WAL snapshot,
+/// WAL recovery in another process) or a wait that ran out while the queue was still moving.
+/// Waits grow from 1 ms to 50 ms, with jitter so that processes woken together spread out.
+pub(crate) fn retry_busy<T>(
+    patience: std::time::Duration,
+    mut attempt: impl FnMut() -> crate::error::Result<T>,
+) -> crate::error::Result<T> {
+    let started = std::time::Instant::now();
+    let mut jitter = crate::rng::Rng(
+        u64::from(std::process::id()) << 32
+            ^ u64::from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0),
+            ),
+    );
+    let mut wait_ms: u64 = 1;
+    loop {
+        match attempt() {
+            Err(e) if is_busy(&e) && started.elapsed() < patience => {
+                let sleep = wait_ms + jitter.next_u64() % (wait_ms + 1);
+                std::thread::sleep(std::time::Duration::from_millis(sleep));
+                wait_ms = (wait_ms * 2).min(50);
+            }
+            other => return other,
+        }
+    }
 }

@@ -7,12 +7,13 @@
 //! whose values, namespace and metadata are a pure function of `(b, i, version)`; some
 //! batches are upserts that also rewrite half of the previous batch (version 2), some are
 //! followed by a delete of their tail, an explicit `seal()` or a `compact()`, and
-//! `seal_at` is small so that most writes also write a segment file. Each child first
+//! `seal_at` is small so that most writes also write a segment file (each child loads the
+//! index's state first, which writes then keep current and seal). Each child first
 //! inserts its own marker vector `m<round>`, so that a batch retried after a kill gets
 //! other internal ids than the killed attempt. The parent kills the child with SIGKILL 40
 //! times: after a random number of acks plus a random delay, or the moment a segment
-//! `.tmp` file appears, or the moment a new `.seg` file appears (before the write that
-//! sealed it has committed, most of the time). Each new child continues on the same files
+//! `.tmp` file appears, or the moment a new `.seg` file appears (a write seals right after
+//! its commit, before it returns). Each new child continues on the same files
 //! (half the time the raw post-kill files, half the time after the parent's own reopen).
 //!
 //! Oracle, after every kill, on a fresh [`Database`]: every acknowledged call is durable;
@@ -24,10 +25,11 @@
 //! only return stored ids with their true scores; and every recently written vector (plus
 //! a sample of the rest), queried by its own values, comes back first with score 1.
 //!
-//! [`rolled_back_seal_leaves_no_stale_vectors`] is the deterministic form of one crash
-//! window: the process dies after a write's segment file is renamed into place but before
-//! the SQLite transaction commits. It is simulated by restoring the SQLite files from
-//! before the write while keeping the segment folder, then writing different vectors.
+//! [`rolled_back_seal_leaves_no_stale_vectors`] is the deterministic form of SQLite going
+//! back behind a segment file (a write seals only after its commit, so this takes SQLite
+//! restored from an older copy, or a crash of an older d1vec that sealed before
+//! committing). It is simulated by restoring the SQLite files from before a write while
+//! keeping the segment folder, then writing different vectors.
 //! Oracle: the same brute-force scoring of SQLite's rows.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -193,6 +195,7 @@ fn child_ingest() {
     let db = Database::open(&path).unwrap();
     db.set_vector_options(options());
     let ix = db.vectorize(INDEX).unwrap();
+    ix.warm().unwrap();
     let mut out = std::io::stdout().lock();
     let mut ack = |op: &str, b: u64| {
         writeln!(out, "{ACK} {op} {b}").unwrap();
@@ -658,7 +661,7 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
         // Three ways to pick the moment: after 0..=5 acks plus a delay of nothing, up to
         // 2 ms or up to 40 ms; as soon as a segment file is being written (a `.tmp`
         // appears); or as soon as a new segment file is renamed into place (most likely
-        // before the write that sealed it has committed).
+        // before the write that sealed it has returned).
         let when = match rng.below(4) {
             0 | 1 => KillAt::Acks {
                 wanted: rng.below(6) as usize,
@@ -767,8 +770,8 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
 }
 
 /// Writes 50 vectors, snapshots SQLite, writes 50 more (sealing a segment file that covers
-/// them), then restores SQLite from the snapshot, keeping the segment folder: the state a
-/// crash between the segment's rename and the SQLite commit leaves. New, different vectors
+/// them), then restores SQLite from the snapshot, keeping the segment folder: SQLite behind
+/// a segment file, as a restored backup leaves it. New, different vectors
 /// written next reuse the rolled-back internal ids; queries must score them by their own
 /// values (SQLite's), not the rolled-back ones the segment file still holds.
 #[test]
@@ -806,7 +809,10 @@ fn rolled_back_seal_leaves_no_stale_vectors() {
     {
         let db = Database::open(&path).unwrap();
         db.set_vector_options(opts);
-        db.vectorize("r").unwrap().insert(&make("b", 2)).unwrap();
+        let ix = db.vectorize("r").unwrap();
+        // A loaded state follows the write and seals once it holds `seal_at` vectors.
+        ix.warm().unwrap();
+        ix.insert(&make("b", 2)).unwrap();
     }
     assert!(seg_files(&path).0 > 0, "the second write did not seal");
     // "Crash": SQLite goes back to before the second write; the segment file stays.

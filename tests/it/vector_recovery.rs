@@ -166,6 +166,8 @@ fn build() -> Fixture {
     db.create_index(&CreateIndex::new(AUX, 8, Metric::Cosine))
         .unwrap();
     let ix = db.vectorize(INDEX).unwrap();
+    // Writes keep a loaded state current (and seal it as it fills); they never load one.
+    ix.warm().unwrap();
     ix.create_metadata_index("group", IndexType::String)
         .unwrap();
     ix.create_metadata_index("n", IndexType::Number).unwrap();
