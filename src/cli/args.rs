@@ -154,7 +154,7 @@ pub struct PageArgs {
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
     /// The cursor a previous page printed.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub cursor: Option<String>,
 }
 

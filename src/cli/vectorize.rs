@@ -88,7 +88,7 @@ pub enum VectorizeCommand {
         #[arg(long)]
         count: Option<usize>,
         /// The cursor a previous page printed.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         cursor: Option<String>,
     },
     /// Create a metadata index so a property can be filtered on.

@@ -564,3 +564,40 @@ fn tenant_sessions_confine_private_indexes_on_the_command_line() {
     assert_eq!(ids(&all), ["a1", "b1", "a2"]);
     assert_eq!(all["matches"][1]["namespace"], "beta");
 }
+
+#[test]
+fn a_cursor_that_starts_with_a_hyphen_reaches_the_cursor_check() {
+    // base64url cursors may start with `-`: the argument parser must pass it on as the
+    // cursor's value, and the cursor check must answer (here: not one d1vec issued).
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.sqlite");
+    ok_json(
+        &db,
+        &[
+            "--json",
+            "vectorize",
+            "create",
+            "docs",
+            "--dimensions",
+            "2",
+            "--metric",
+            "cosine",
+        ],
+    );
+    let err = err_json(
+        &db,
+        &[
+            "--json",
+            "vectorize",
+            "list-vectors",
+            "docs",
+            "--cursor",
+            "-tRspY4shV4x2Aj1FXGehrKObjbqaQoKzZjXtwLysLQBAbHnEmsAAAAAJyhX4RJWhEuj",
+        ],
+    );
+    assert_eq!(err["code"], 40026, "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("invalid cursor"),
+        "{err}"
+    );
+}
