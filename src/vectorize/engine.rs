@@ -567,8 +567,8 @@ impl Engine {
 }
 
 /// Whether two rows describe the same index with the same shape: an index deleted and
-/// created again (by another process) may get the same `index_id`, never the same
-/// creation time, dimensions and metric all at once.
+/// created again (by another process) may get the same `index_id`, but only within the
+/// same millisecond the same creation time as well.
 fn same_index(a: &IndexRow, b: &IndexRow) -> bool {
     a.index_id == b.index_id
         && a.dimensions == b.dimensions

@@ -685,3 +685,85 @@ pub(crate) fn retry_busy<T>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    fn busy(extended: std::os::raw::c_int) -> crate::error::Error {
+        crate::error::Error::Sql(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(extended),
+            Some("database is locked".into()),
+        ))
+    }
+
+    #[test]
+    fn busy_errors_are_retried_until_they_stop() {
+        let tries = Cell::new(0);
+        // SQLITE_BUSY_SNAPSHOT, SQLITE_BUSY_RECOVERY, SQLITE_LOCKED, then success.
+        let errors = [517, 261, 6];
+        let got = retry_busy(Duration::from_secs(5), || {
+            let n = tries.get();
+            tries.set(n + 1);
+            match errors.get(n) {
+                Some(&code) => Err(busy(code)),
+                None => Ok(n),
+            }
+        });
+        assert_eq!(got.unwrap(), 3);
+        assert_eq!(tries.get(), 4);
+    }
+
+    #[test]
+    fn other_errors_and_exhausted_patience_are_returned_at_once() {
+        let tries = Cell::new(0);
+        let got: crate::error::Result<()> = retry_busy(Duration::from_secs(5), || {
+            tries.set(tries.get() + 1);
+            Err(crate::error::Error::invalid("x", "not a lock"))
+        });
+        assert!(matches!(got, Err(crate::error::Error::InvalidInput { .. })));
+        assert_eq!(tries.get(), 1, "a non-busy error is not retried");
+
+        tries.set(0);
+        let got: crate::error::Result<()> = retry_busy(Duration::ZERO, || {
+            tries.set(tries.get() + 1);
+            Err(busy(5))
+        });
+        assert!(got.as_ref().is_err_and(is_busy), "{got:?}");
+        assert_eq!(tries.get(), 1, "no patience, no retry");
+    }
+
+    #[test]
+    fn a_real_lock_held_past_the_busy_timeout_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock.sqlite");
+        let holder = Connection::open(&path).unwrap();
+        holder
+            .execute_batch("PRAGMA journal_mode = wal; CREATE TABLE t (x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
+            .unwrap();
+        let waiter = Connection::open(&path).unwrap();
+        // The busy timeout alone (20 ms) runs out while the lock is held for 150 ms.
+        waiter.busy_timeout(Duration::from_millis(20)).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            holder.execute_batch("COMMIT").unwrap();
+        });
+        let started = std::time::Instant::now();
+        let attempts = Cell::new(0);
+        let got = retry_busy(Duration::from_secs(5), || {
+            attempts.set(attempts.get() + 1);
+            waiter.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (2); COMMIT")?;
+            Ok(())
+        });
+        release.join().unwrap();
+        got.unwrap();
+        assert!(attempts.get() > 1, "the lock was never met");
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        let n: i64 = waiter
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2, "both writes are there");
+    }
+}
