@@ -202,9 +202,20 @@ pub(crate) fn build_scope(
             Access::Shared => String::new(),
             Access::SharedKAnonymous => format!(" WHERE tenant_count >= {K_ANONYMITY}"),
         };
+        // A filtered view is fenced with `LIMIT -1 OFFSET 0`: SQLite neither flattens a
+        // subquery with an OFFSET into the query that reads it nor pushes that query's WHERE
+        // terms down into a subquery with a LIMIT. Without the fence the planner may test a
+        // user's condition on an index entry of another tenant's row before the view's
+        // filter, and a condition that raises an error (`json_extract('{}', col)`, an
+        // integer overflow) would print or reveal that row's values.
+        let fence = if filter.is_empty() {
+            ""
+        } else {
+            " LIMIT -1 OFFSET 0"
+        };
         let _ = writeln!(
             sql,
-            "CREATE TEMP VIEW {inner} AS SELECT {list} FROM {base}{filter};"
+            "CREATE TEMP VIEW {inner} AS SELECT {list} FROM {base}{filter}{fence};"
         );
         let _ = writeln!(
             sql,

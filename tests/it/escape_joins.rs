@@ -531,3 +531,49 @@ fn the_reviews_reproductions_are_refused_or_scoped() {
         Err(Error::TenantViolation { .. })
     ));
 }
+
+#[test]
+fn conditions_never_run_on_rows_the_tenant_may_not_see() {
+    // An adversarial review's find: through an index without `tenant_id`, SQLite could test
+    // a user's condition on another tenant's index entry before the view's filter, and a
+    // condition that fails (`json_extract('{}', col)` prints `col` in its error; an integer
+    // overflow is a yes/no oracle) revealed the row. Every filtered view is now fenced, so a
+    // condition sees only rows the view yields: on A and on B (A less what the tenant may
+    // not see) the answers, errors included, are identical.
+    let world = world();
+    let sa = world.a_admin.tenant(T).unwrap();
+    let sb = world.b_admin.tenant(T).unwrap();
+    let mut probes = Vec::new();
+    for target in &world.targets {
+        if !target.admin_comparable || target.secret_rows.is_empty() {
+            continue;
+        }
+        for (i, column) in target.columns.iter().enumerate() {
+            let c = ident(column);
+            let value = &target.secret_rows[0][i];
+            probes.push(format!(
+                "SELECT 1 AS one FROM {} WHERE {c} = {value} AND json_extract('{{}}', CAST({c} AS TEXT))",
+                target.name
+            ));
+            probes.push(format!(
+                "SELECT 1 AS one FROM {} WHERE {c} >= {value} AND (CASE WHEN {c} = {value} THEN abs(-9223372036854775807 - 1) ELSE 0 END)",
+                target.name
+            ));
+        }
+    }
+    assert!(probes.len() > 100, "{} probes", probes.len());
+    let mut failures = Vec::new();
+    for sql in &probes {
+        let (a, b) = (answer(sa.prepare(sql).all()), answer(sb.prepare(sql).all()));
+        if a != b {
+            failures.push(format!("{sql}\n  on A: {a:?}\n  on B: {b:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} probes differ:\n{}",
+        failures.len(),
+        probes.len(),
+        failures.join("\n")
+    );
+}
