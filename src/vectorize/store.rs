@@ -333,9 +333,12 @@ pub(crate) fn next_mutation(
     now: &str,
 ) -> rusqlite::Result<i64> {
     let seq: i64 = conn.query_row(
-        "UPDATE d1vec_indexes SET seq = seq + 1, last_mutation = ?2, last_mutation_at = ?3, modified_on = ?3
+        // `modified_on` dates the index's configuration (its metadata indexes), as in
+        // Vectorize; vector writes leave it, so it never shows when any tenant wrote.
+        "UPDATE d1vec_indexes SET seq = seq + 1, last_mutation = ?2, last_mutation_at = ?3,
+             modified_on = CASE WHEN ?4 IN ('insert', 'upsert', 'delete') THEN modified_on ELSE ?3 END
          WHERE index_id = ?1 RETURNING seq",
-        params![index_id, mutation_id, now],
+        params![index_id, mutation_id, now, kind],
         |r| r.get(0),
     )?;
     conn.execute(

@@ -869,3 +869,23 @@ fn planner_is_exact_up_to_its_threshold_and_takes_the_graph_above() {
         "no filter on a larger index: the graph"
     );
 }
+
+#[test]
+fn another_tenants_vector_writes_do_not_move_what_a_session_is_told() {
+    // `modified_on` (get/list) used to move with every vector write, so a session saw when
+    // other tenants wrote; it now dates the index's configuration only.
+    let db = db();
+    db.create_index(&CreateIndex::new("priv", 2, Metric::Cosine).scope(Scope::Private))
+        .unwrap();
+    crate::fixtures::register_tenants(&db, &["ta", "tb"]);
+    let (a, b) = (db.tenant("ta").unwrap(), db.tenant("tb").unwrap());
+    let before = a.vectorize("priv").unwrap().description();
+    let listed_before = a.list_indexes().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    b.vectorize("priv")
+        .unwrap()
+        .upsert(&[vec_("b1", &[1.0, 0.0])])
+        .unwrap();
+    assert_eq!(a.vectorize("priv").unwrap().description(), before);
+    assert_eq!(a.list_indexes().unwrap(), listed_before);
+}
