@@ -47,13 +47,14 @@ const STAND_INS: &str =
 CREATE INDEX main.d1vec_standin_seq_y ON d1vec_standin_seq (y);
 ANALYZE main;";
 
-/// Every table and view of `schema` (SQLite's own included), by name.
-fn schema_objects(conn: &Connection, schema: &str) -> rusqlite::Result<Vec<String>> {
+/// Every table and view of `schema` (SQLite's own included), by name, with whether it is
+/// a table.
+fn schema_objects(conn: &Connection, schema: &str) -> rusqlite::Result<Vec<(String, bool)>> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT name FROM {}.sqlite_schema WHERE type IN ('table', 'view') ORDER BY name",
+        "SELECT name, type = 'table' FROM {}.sqlite_schema WHERE type IN ('table', 'view') ORDER BY name",
         ident(schema)
     ))?;
-    let names = stmt.query_map([], |r| r.get(0))?;
+    let names = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     names.collect()
 }
 
@@ -148,7 +149,7 @@ pub(crate) fn build_scope(
     let mut stand_ins = HashSet::new();
     let objects = schema_objects(conn, schema)?;
     let mut tables = Vec::new();
-    for name in objects {
+    for (name, is_table) in objects {
         if is_sqlite_internal(&name) {
             if SQLITE_TABLES.iter().any(|t| t.eq_ignore_ascii_case(&name)) {
                 continue;
@@ -169,12 +170,11 @@ pub(crate) fn build_scope(
         };
         let _ = writeln!(sql, "CREATE TABLE main.{} ({list});", ident(&name));
         stand_ins.insert(name.to_ascii_lowercase());
-        tables.push((name, cols));
+        if is_table {
+            tables.push((name, cols));
+        }
     }
     for (table, cols) in tables {
-        if !is_table(conn, schema, &table)? {
-            continue;
-        }
         let has_tenant = cols
             .iter()
             .any(|c| c.name.eq_ignore_ascii_case("tenant_id"));
@@ -307,18 +307,6 @@ pub(crate) fn build_scope(
         readable,
         stand_ins,
     })
-}
-
-/// Whether `name` in `schema` is a table (not a view).
-fn is_table(conn: &Connection, schema: &str, name: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        &format!(
-            "SELECT type = 'table' FROM {}.sqlite_schema WHERE name = ?1",
-            ident(schema)
-        ),
-        [name],
-        |r| r.get(0),
-    )
 }
 
 /// A fresh random secret: 128 bits as 32 hex digits.
