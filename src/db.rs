@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) text_triggers: Arc<crate::sql::auth::EngineTriggers>,
     /// The key cursors are signed with, read (or made) on first use.
     cursor_key: std::sync::OnceLock<crate::sql::token::CursorKey>,
+    /// The tenants' quota buckets, when quotas are on ([`DatabaseBuilder::quotas`]).
+    pub(crate) quotas: Option<Arc<crate::tenant::quota::QuotaBook>>,
 }
 
 /// Idle reader connections kept open; more are opened while more searches run at once.
@@ -95,6 +97,7 @@ const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(35);
 #[derive(Debug, Clone)]
 pub struct DatabaseBuilder {
     options: ConnOptions,
+    quotas: Option<crate::tenant::quota::Quotas>,
 }
 
 impl Default for DatabaseBuilder {
@@ -105,6 +108,7 @@ impl Default for DatabaseBuilder {
                 synchronous_full: false,
                 limits: crate::sql::D1Limits::default(),
             },
+            quotas: None,
         }
     }
 }
@@ -133,11 +137,19 @@ impl DatabaseBuilder {
         self
     }
 
+    /// Per-tenant quotas by plan (see [`crate::tenant::quota`]); default none: no call is
+    /// ever refused for its rate.
+    pub fn quotas(&mut self, quotas: crate::tenant::quota::Quotas) -> &mut Self {
+        self.quotas = Some(quotas);
+        self
+    }
+
     /// Opens (creating if missing) the database file at `path`, and its parent folders.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Database> {
         Database::with(
             Location::File(path.as_ref().to_path_buf()),
             self.options.clone(),
+            self.quotas.clone(),
         )
     }
 
@@ -148,7 +160,11 @@ impl DatabaseBuilder {
             crate::tenant::guard::new_secret()
                 .map_err(|e| Error::invalid("randomness", e.to_string()))?
         );
-        Database::with(Location::Memory(name), self.options.clone())
+        Database::with(
+            Location::Memory(name),
+            self.options.clone(),
+            self.quotas.clone(),
+        )
     }
 }
 
@@ -169,7 +185,11 @@ impl Database {
         Self::builder().open_in_memory()
     }
 
-    fn with(location: Location, options: ConnOptions) -> Result<Database> {
+    fn with(
+        location: Location,
+        options: ConnOptions,
+        quotas: Option<crate::tenant::quota::Quotas>,
+    ) -> Result<Database> {
         let admin = SqlConn::open(&location, &options)?;
         let vectors = crate::vectorize::engine::Engine::new(location_path(&location));
         let shared = Arc::new(Shared {
@@ -180,6 +200,7 @@ impl Database {
             readers: std::sync::Mutex::new(Vec::new()),
             text_triggers: Arc::default(),
             cursor_key: std::sync::OnceLock::new(),
+            quotas: quotas.map(|q| Arc::new(crate::tenant::quota::QuotaBook::new(q))),
         });
         // `vectorize_query` in admin SQL; it holds `shared` weakly (the connection lives in it).
         crate::vectorize::sql_function::register(
@@ -221,7 +242,8 @@ impl Database {
         statement::execute_script(&self.shared.admin, script)
     }
 
-    /// A session scoped to `tenant`: see [`TenantSession`].
+    /// A session scoped to `tenant`, acting as its service principal (every permission);
+    /// narrow it to a user with [`TenantSession::as_user`]. See [`TenantSession`].
     pub fn tenant(&self, tenant: &str) -> Result<TenantSession> {
         TenantSession::open(Arc::clone(&self.shared), tenant)
     }

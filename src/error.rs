@@ -18,6 +18,26 @@ pub enum Error {
         /// What was refused (a table, a statement kind, another tenant's rows).
         object: String,
     },
+    /// The session's user lacks a permission the call needs (`role_permissions`). Nothing
+    /// was changed.
+    #[error("role `{role}` lacks the permission `{permission}`")]
+    Forbidden {
+        /// The permission checked.
+        permission: String,
+        /// The user's role.
+        role: String,
+    },
+    /// A session could not act as the user: unknown in the tenant (or another tenant's), or
+    /// not active. Nothing was opened.
+    #[error("user `{user}` cannot act in tenant `{tenant}`: {reason}")]
+    UserRefused {
+        /// The tenant.
+        tenant: String,
+        /// The user id given.
+        user: String,
+        /// Why (`not a user of this tenant`, `the user is disabled`, ...).
+        reason: String,
+    },
     /// A D1 limit was exceeded.
     #[error("{what} is {got}, limit is {limit}")]
     LimitExceeded {
@@ -87,7 +107,7 @@ pub enum Error {
 pub enum ErrorCode {
     /// Input the caller can fix.
     BadRequest = 400,
-    /// A tenant reached outside its scope.
+    /// A tenant reached outside its scope, or a user lacks a permission.
     Forbidden = 403,
     /// Something went wrong inside (I/O, corrupt state).
     Internal = 500,
@@ -106,7 +126,9 @@ impl Error {
     /// The stable code the command line prints with this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::TenantViolation { .. } => ErrorCode::Forbidden,
+            Error::TenantViolation { .. } | Error::Forbidden { .. } | Error::UserRefused { .. } => {
+                ErrorCode::Forbidden
+            }
             Error::Io { .. } => ErrorCode::Internal,
             Error::Migration { source, .. } => source.code(),
             _ => ErrorCode::BadRequest,

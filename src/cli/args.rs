@@ -19,6 +19,10 @@ pub struct Cli {
     /// Run the command inside this tenant's session: only its rows are reachable.
     #[arg(long, global = true, env = "D1VEC_TENANT")]
     pub tenant: Option<String>,
+    /// Act as this user of the tenant (needs --tenant): the user's role decides what the
+    /// command may do; without it the session holds every permission of the tenant.
+    #[arg(long, global = true, env = "D1VEC_USER")]
+    pub user: Option<String>,
     /// Print machine-readable JSON on stdout (errors as {"code", "error"} on stderr).
     #[arg(long, global = true)]
     pub json: bool,

@@ -70,7 +70,12 @@ fn run(cli: Cli) -> Result<Printed> {
         command => Cli { command, ..cli },
     };
     let db = Database::open(&cli.db)?;
-    let tenant = cli.tenant.as_deref().map(|t| db.tenant(t)).transpose()?;
+    let tenant = match (cli.tenant.as_deref(), cli.user.as_deref()) {
+        (Some(t), Some(u)) => Some(db.tenant(t)?.as_user(u)?),
+        (Some(t), None) => Some(db.tenant(t)?),
+        (None, Some(_)) => return Err(Error::invalid("arguments", "--user needs --tenant")),
+        (None, None) => None,
+    };
     match cli.command {
         Command::D1 { command } => match command {
             D1Command::Execute(a) => {
@@ -90,28 +95,23 @@ fn run(cli: Cli) -> Result<Printed> {
                 Ok(print_results(&results, cli.json))
             }
             D1Command::Migrations { command } => {
-                if tenant.is_some() {
-                    return Err(Error::TenantViolation {
-                        tenant: cli.tenant.unwrap_or_default(),
-                        object: "migrations".into(),
-                    });
+                if let Some(t) = &tenant {
+                    return Err(t.scope().database_admin("migrations"));
                 }
                 migrations(&db, command, cli.json)
             }
             D1Command::Export(a) => {
-                if tenant.is_some() {
-                    return Err(Error::TenantViolation {
-                        tenant: cli.tenant.unwrap_or_default(),
-                        object: "a whole-database export".into(),
-                    });
-                }
-                let file = std::fs::File::create(&a.output).map_err(Error::io(&a.output))?;
-                let mut out = std::io::BufWriter::new(file);
                 let opts = ExportOptions {
                     no_data: a.no_data,
                     no_schema: a.no_schema,
                     tables: a.tables,
                 };
+                if let Some(t) = &tenant {
+                    // The session decides (permission, then scope); nothing is written.
+                    t.export_sql(&opts, &mut std::io::sink())?;
+                }
+                let file = std::fs::File::create(&a.output).map_err(Error::io(&a.output))?;
+                let mut out = std::io::BufWriter::new(file);
                 let rows = db.export_sql(&opts, &mut out)?;
                 out.flush().map_err(Error::io(&a.output))?;
                 Ok(if cli.json {
@@ -159,11 +159,8 @@ fn run(cli: Cli) -> Result<Printed> {
             },
         ),
         Command::Rollup(a) => {
-            if tenant.is_some() {
-                return Err(Error::TenantViolation {
-                    tenant: cli.tenant.unwrap_or_default(),
-                    object: "rollups".into(),
-                });
+            if let Some(t) = &tenant {
+                return Err(t.scope().database_admin("rollups"));
             }
             let date = |s: String| {
                 parse_date(&s)

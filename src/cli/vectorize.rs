@@ -244,16 +244,6 @@ fn open(db: &Database, tenant: Option<&TenantSession>, name: &str) -> Result<Vec
     }
 }
 
-fn admin_only(tenant: Option<&TenantSession>, what: &str) -> Result<()> {
-    match tenant {
-        Some(t) => Err(Error::TenantViolation {
-            tenant: t.tenant_id().to_owned(),
-            object: what.to_owned(),
-        }),
-        None => Ok(()),
-    }
-}
-
 fn both(json: bool, value: Json, text: impl FnOnce(&Json) -> String) -> Out {
     if json {
         Out::Json(value)
@@ -279,7 +269,6 @@ pub fn run(
             description,
             scope,
         } => {
-            admin_only(tenant, "creating vector indexes")?;
             let mut req = match (dimensions, metric, preset) {
                 (Some(d), Some(m), None) => CreateIndex::new(&name, d, metric_of(m)),
                 (None, None, Some(p)) => {
@@ -298,7 +287,10 @@ pub fn run(
                 ScopeArg::Private => Scope::Private,
                 ScopeArg::Shared => Scope::Shared,
             };
-            let created = db.create_index(&req)?;
+            let created = match tenant {
+                Some(t) => t.create_index(&req)?,
+                None => db.create_index(&req)?,
+            };
             both(json, serde_json::to_value(&created)?, |v| {
                 format!(
                     "Created index {} ({} dimensions, {})",
@@ -343,8 +335,10 @@ pub fn run(
             both(json, serde_json::to_value(&info)?, pretty)
         }
         C::Delete { name, force: _ } => {
-            admin_only(tenant, "deleting vector indexes")?;
-            db.delete_index(&name)?;
+            match tenant {
+                Some(t) => t.delete_index(&name)?,
+                None => db.delete_index(&name)?,
+            }
             both(json, json!({"deleted": name}), |_| {
                 format!("Deleted index {name}")
             })

@@ -7,11 +7,10 @@
 //! - **D1's rules**, on every connection: no `BEGIN`/`COMMIT`/`SAVEPOINT` in user SQL (the
 //!   engine wraps each call in one transaction), no `ATTACH`/`DETACH`, no `TEMP` objects,
 //!   no names starting with `_cf_`, only D1's allow-listed PRAGMAs, no `load_extension`.
-//! - **A tenant's scope**, on a tenant session's connection: a base table in `main` may be
-//!   read or written only by the session's own views and triggers, whose names carry a
-//!   random per-session secret ([`TenantPolicy::secret`]). A user cannot name a CTE or view
-//!   after them without knowing the secret, which never leaves the session (error messages
-//!   are scrubbed of it). No PRAGMA, no schema change, no `sqlite_*` table, no `EXPLAIN`.
+//! - **A tenant's scope**, on a tenant session's connection, through one hook
+//!   ([`ScopeHook`]) that the tenant layer implements (`tenant::policy`): a base table may be
+//!   read or written only by the session's own views and triggers, and a user session only
+//!   with the permissions its role holds. This module holds no tenant rule itself.
 //!
 //! The engine's own statements (transaction control, building the session's views) run in
 //! *internal* mode, where everything is allowed.
@@ -53,54 +52,43 @@ const D1_PRAGMAS: &[&str] = &[
     "optimize",
 ];
 
-/// Table-valued functions that read only their arguments, never stored data.
-const SAFE_TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree", "jsonb_each", "jsonb_tree"];
-
 /// Why the authorizer refused a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Denial {
     /// D1 itself refuses this SQL.
     D1(String),
-    /// The statement reaches outside the tenant's scope; names what it reached for.
+    /// The statement reaches outside the tenant's scope; names what it reached for (with
+    /// no secret in it).
     Tenant(String),
+    /// The session's user lacks a permission the statement needs.
+    Forbidden {
+        /// The permission (`audit.read`, `posts.publish`, ...).
+        permission: String,
+        /// The user's role.
+        role: String,
+    },
 }
 
-/// What a tenant session's connection may touch.
-#[derive(Debug)]
-pub(crate) struct TenantPolicy {
-    /// The random token in the names of the session's own views and triggers.
-    pub secret: String,
-    /// The schema name the database's tables are attached under on the session's
-    /// connection (its `main` is an empty private database); it carries the secret.
-    pub schema: String,
-    /// Lower-cased names of the user-visible views that accept writes.
-    pub writable_views: HashSet<String>,
-    /// Lower-cased names of all the user-visible views.
-    pub readable_views: HashSet<String>,
-    /// Lower-cased names of every table and view of the database (each has a stand-in in
-    /// the session's `main`).
-    pub stand_ins: HashSet<String>,
+/// What the connection trusts about one access besides the session's own objects.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Trusted {
+    /// The accessor is one of the engine's own triggers, whose fixed bodies touch only the
+    /// row being written and the engine's log.
+    pub engine_trigger: bool,
+    /// The table read is a table-valued function that enforces the scope itself.
+    pub scoped_function: bool,
 }
 
-impl TenantPolicy {
-    /// The prefix of every object the session creates for itself.
-    pub fn prefix(&self) -> String {
-        format!("d1vec_{}_", self.secret)
-    }
-
-    fn is_ours(&self, accessor: Option<&str>) -> bool {
-        accessor.is_some_and(|a| a.starts_with(&self.prefix()))
-    }
-
-    /// Whether `name` is one of the session's own views (inner or outer).
-    fn is_view(&self, name: &str) -> bool {
-        name.starts_with(&self.prefix()) || self.readable_views.contains(&name.to_ascii_lowercase())
-    }
-
-    /// `text` with the secret taken out, fit for an error message.
-    pub fn scrub(&self, text: &str) -> String {
-        text.replace(&self.prefix(), "").replace(&self.secret, "")
-    }
+/// The one hook from the authorizer into a session's scope. The tenant layer implements it
+/// (`tenant::policy`); this module knows nothing of tenants beyond it.
+pub(crate) trait ScopeHook: Send + Sync + std::fmt::Debug {
+    /// Why the access `ctx` lies outside the scope, or `None` when it is allowed. Asked
+    /// only after D1's own refusals passed, and never in internal mode.
+    fn refusal(&self, ctx: &AuthContext<'_>, trusted: Trusted) -> Option<Denial>;
+    /// Whether `text` (an SQLite message) carries something the session must not see.
+    fn leaks(&self, text: &str) -> bool;
+    /// `text` with that taken out, fit for an error message.
+    fn scrub(&self, text: &str) -> String;
 }
 
 /// The names of the engine's persistent triggers on base tables, shared by a database and
@@ -140,7 +128,7 @@ impl EngineTriggers {
 pub(crate) struct AuthState {
     internal: AtomicBool,
     denial: Mutex<Option<Denial>>,
-    tenant: Mutex<Option<Arc<TenantPolicy>>>,
+    tenant: Mutex<Option<Arc<dyn ScopeHook>>>,
     engine_triggers: Mutex<Option<Arc<EngineTriggers>>>,
     /// Lower-cased names of table-valued functions registered on this connection that read
     /// stored data but enforce the connection's scope themselves (`vectorize_query`).
@@ -169,7 +157,7 @@ impl AuthState {
     }
 
     /// Puts the connection under a tenant's scope.
-    pub fn set_tenant(&self, policy: Arc<TenantPolicy>) {
+    pub fn set_tenant(&self, policy: Arc<dyn ScopeHook>) {
         *self.tenant.lock().unwrap_or_else(|e| e.into_inner()) = Some(policy);
     }
 
@@ -217,8 +205,8 @@ impl AuthState {
             .is_some_and(|t| t.contains(name))
     }
 
-    /// The tenant policy, if this is a tenant session's connection.
-    pub fn tenant(&self) -> Option<Arc<TenantPolicy>> {
+    /// The scope hook, if this is a tenant session's connection.
+    pub fn tenant(&self) -> Option<Arc<dyn ScopeHook>> {
         self.tenant
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -262,9 +250,9 @@ impl AuthState {
                         _ => false,
                     },
                 };
-                match tenant_refusal(&policy, ctx, trusted) {
+                match policy.refusal(ctx, trusted) {
                     None => Authorization::Allow,
-                    Some(what) => self.deny(Denial::Tenant(policy.scrub(&what))),
+                    Some(why) => self.deny(why),
                 }
             }
         }
@@ -273,17 +261,6 @@ impl AuthState {
 
 fn reserved(name: &str) -> bool {
     name.len() >= 4 && name[..4].eq_ignore_ascii_case("_cf_")
-}
-
-/// SQLite's eponymous tables that describe the connection's databases (`pragma_*`,
-/// `dbstat`): never the user's own CTE, whatever the column.
-fn introspection_table(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    lower.starts_with("pragma_") || lower == "dbstat"
-}
-
-fn internal_table(name: &str) -> bool {
-    name.len() >= 7 && name[..7].eq_ignore_ascii_case("sqlite_")
 }
 
 /// D1's own refusals, applied on every connection.
@@ -332,86 +309,6 @@ fn d1_refusal(ctx: &AuthContext<'_>) -> Option<String> {
         }
         A::CreateView { view_name } | A::DropView { view_name } => named(view_name),
         _ => None,
-    }
-}
-
-/// What the connection trusts about one access besides the session's own objects.
-#[derive(Debug, Clone, Copy)]
-struct Trusted {
-    /// The accessor is one of the engine's own triggers, whose fixed bodies touch only the
-    /// row being written and the engine's log.
-    engine_trigger: bool,
-    /// The table read is a table-valued function that enforces the scope itself.
-    scoped_function: bool,
-}
-
-/// A tenant session's refusals: what `ctx` reaches that lies outside the tenant's scope.
-///
-/// The database's tables are attached under [`TenantPolicy::schema`]; they may be touched
-/// only by the session's own (secret-named) views and triggers. `main` is an empty private
-/// database holding stand-ins for every table name, which nothing may read.
-fn tenant_refusal(
-    policy: &TenantPolicy,
-    ctx: &AuthContext<'_>,
-    trusted: Trusted,
-) -> Option<String> {
-    use AuthAction as A;
-    let db = ctx.database_name.unwrap_or("main");
-    let in_database = db.eq_ignore_ascii_case(&policy.schema);
-    let ours = policy.is_ours(ctx.accessor) || trusted.engine_trigger;
-    match ctx.action {
-        A::Select | A::Recursive => None,
-        A::Function { .. } => None,
-        // SQLite asks about a FROM item none of whose columns are used (`SELECT count(*)
-        // FROM r AS x, r AS y`) with an empty column name and, for a subquery, CTE or
-        // unqualified name, no database. Such an item is a CTE or subquery of the user's own,
-        // one of the session's views, or a stand-in; only a name that is neither a view nor
-        // a stand-in is known to be the user's own CTE or subquery, and reading it reads
-        // nothing stored.
-        A::Read {
-            table_name,
-            column_name: "",
-        } if ctx.database_name.is_none()
-            && !internal_table(table_name)
-            && !introspection_table(table_name)
-            && !policy.stand_ins.contains(&table_name.to_ascii_lowercase()) =>
-        {
-            None
-        }
-        A::Read { table_name, .. } => {
-            let through_our_views = (in_database && ours)
-                || (db.eq_ignore_ascii_case("temp") && policy.is_view(table_name));
-            let safe_function = trusted.scoped_function
-                || SAFE_TABLE_FUNCTIONS
-                    .iter()
-                    .any(|f| f.eq_ignore_ascii_case(table_name));
-            if internal_table(table_name) {
-                Some(format!("SQLite's internal table `{table_name}`"))
-            } else if through_our_views || safe_function {
-                None
-            } else {
-                Some(format!("table `{table_name}` outside the tenant's views"))
-            }
-        }
-        A::Insert { table_name } | A::Update { table_name, .. } | A::Delete { table_name } => {
-            let to_view = db.eq_ignore_ascii_case("temp")
-                && ctx.accessor.is_none()
-                && policy
-                    .writable_views
-                    .contains(&table_name.to_ascii_lowercase());
-            let from_trigger = in_database && ours;
-            if internal_table(table_name) {
-                Some("schema changes".into())
-            } else if to_view || from_trigger {
-                None
-            } else {
-                Some(format!("writing `{table_name}`"))
-            }
-        }
-        A::Pragma { pragma_name, .. } => Some(format!("PRAGMA {pragma_name}")),
-        A::Analyze { .. } => Some("ANALYZE".into()),
-        A::Reindex { .. } => Some("REINDEX".into()),
-        _ => Some("schema changes".into()),
     }
 }
 

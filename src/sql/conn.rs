@@ -38,22 +38,18 @@ pub(crate) struct ConnOptions {
     pub limits: D1Limits,
 }
 
-/// The text a scoped connection's guard raises (`RAISE(ABORT, …)` in its triggers) to refuse
-/// a write; what follows it names the refusal.
-pub(crate) const GUARD_PREFIX: &str = "d1vec tenant guard: ";
-/// A guard refusal that must read exactly as SQLite's own UNIQUE failure (a key held by a
-/// row the session cannot see must not be told apart from one it can).
-pub(crate) const GUARD_UNIQUE: &str = "d1vec tenant guard: UNIQUE constraint failed: ";
-
 /// A scoped connection's view of the database, kept in step with the database's schema.
 /// Implemented by the tenant layer; the executor calls it at the start of every call.
-pub(crate) trait Scope: Send + Sync + std::fmt::Debug {
+pub(crate) trait ScopeRefresh: Send + Sync + std::fmt::Debug {
     /// Runs inside the call's transaction (internal mode) before its first statement:
     /// rebuilds the scope's objects when the database's schema moved since they were built.
     /// Returns whether it rebuilt (a rollback then undoes the rebuild).
     fn refresh(&self, conn: &Connection) -> Result<bool>;
     /// The transaction that rebuilt the scope was rolled back: rebuild on the next call.
     fn invalidate(&self);
+    /// Admits a call before it starts (`writes`: whether it plainly writes); an error refuses
+    /// it before anything runs (quotas).
+    fn admit(&self, writes: bool) -> Result<()>;
 }
 
 /// A statement plus its bound values.
@@ -78,7 +74,7 @@ pub(crate) struct SqlConn {
     /// or a scoped connection's secret name (its `main` is then an empty private database).
     schema: String,
     budget: Arc<Budget>,
-    scope: Option<Box<dyn Scope>>,
+    scope: Option<Box<dyn ScopeRefresh>>,
 }
 
 impl std::fmt::Debug for SqlConn {
@@ -172,7 +168,7 @@ impl SqlConn {
     }
 
     /// Keeps `scope` current at the start of every call.
-    pub fn set_scope(&mut self, scope: Box<dyn Scope>) {
+    pub fn set_scope(&mut self, scope: Box<dyn ScopeRefresh>) {
         self.scope = Some(scope);
     }
 
@@ -248,6 +244,12 @@ impl SqlConn {
     /// snapshot) fails with `SQLITE_BUSY` at once, without waiting; it is rolled back and run
     /// again from the start under `BEGIN IMMEDIATE`, which waits up to the busy timeout.
     pub fn run_batch(&self, stmts: &[Bound]) -> Result<Vec<D1Result>> {
+        if let Some(scope) = &self.scope {
+            let any_writes = stmts
+                .iter()
+                .any(|s| super::split::leading_keyword(&s.sql).is_some_and(|k| writes(&k)));
+            scope.admit(any_writes)?;
+        }
         let conn = self.lock();
         let writes_first = stmts
             .first()
@@ -442,9 +444,10 @@ impl SqlConn {
         }
     }
 
-    /// Turns a SQLite error into d1vec's: authorizer refusals become `TenantViolation` or
-    /// `NotAllowed`, a tenant trigger's RAISE becomes `TenantViolation`, and no message
-    /// carries the session's secret.
+    /// Turns a SQLite error into d1vec's: authorizer refusals become `TenantViolation`,
+    /// `Forbidden` or `NotAllowed`, a typed error a d1vec SQL function raised (a session
+    /// trigger's refusal, `vectorize_query`) is returned as raised, and no message carries
+    /// the session's secret.
     pub fn map_err(&self, e: rusqlite::Error) -> Error {
         if let Some(stop) = self.budget.take_stop() {
             return stop;
@@ -453,6 +456,7 @@ impl SqlConn {
             return match denial {
                 Denial::D1(what) => Error::NotAllowed(what),
                 Denial::Tenant(what) => self.violation(&what),
+                Denial::Forbidden { permission, role } => Error::Forbidden { permission, role },
             };
         }
         if let Some(raised) = self.raised.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -463,32 +467,12 @@ impl SqlConn {
                 limit: self.budget.limits().max_value_bytes,
             };
         }
-        let policy = self.auth.tenant();
-        if let Some(policy) = policy {
+        // The session's triggers refuse through a typed SQL function (`raised`, above);
+        // what is left is SQLite's own error, which must not carry the session's secret.
+        if let Some(hook) = self.auth.tenant() {
             let text = e.to_string();
-            if let Some(pos) = text.find(GUARD_UNIQUE) {
-                // Exactly SQLite's own failure for a key the session's own row holds.
-                let message = format!(
-                    "UNIQUE constraint failed: {}",
-                    &text[pos + GUARD_UNIQUE.len()..]
-                );
-                return Error::Sql(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
-                    Some(message),
-                ));
-            }
-            if let Some(pos) = text.find(GUARD_PREFIX) {
-                let what = text[pos + GUARD_PREFIX.len()..].to_owned();
-                return self.violation(&what);
-            }
-            if let Some(view) = text
-                .strip_prefix("cannot modify ")
-                .and_then(|t| t.strip_suffix(" because it is a view"))
-            {
-                return self.violation(&format!("writing `{view}` (read-only for tenants)"));
-            }
-            if text.contains(&policy.secret) {
-                return Error::invalid("SQL", policy.scrub(&text));
+            if hook.leaks(&text) {
+                return Error::invalid("SQL", hook.scrub(&text));
             }
         }
         Error::Sql(e)

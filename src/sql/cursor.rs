@@ -35,7 +35,7 @@ use super::token::{self, CursorError, CursorKind, Expect, Position, SCOPE_BYTES}
 use super::value::Param;
 use crate::db::Shared;
 use crate::error::{Error, Result};
-use crate::tenant::guard::ident;
+use crate::sql::quote_ident as ident;
 
 /// The most rows one page may hold.
 pub const MAX_PAGE_ROWS: usize = 1000;

@@ -35,7 +35,8 @@ pub struct MigrationStatus {
     pub applied_at: Option<String>,
 }
 
-/// The five migrations that build the bundled 30-table schema.
+/// The bundled migrations: five that build the 30-table schema, then the permissions the
+/// engine checks (`0006_permissions.sql`).
 pub fn bundled() -> Vec<Migration> {
     macro_rules! bundled {
         ($($file:literal),*) => {
@@ -50,7 +51,8 @@ pub fn bundled() -> Vec<Migration> {
         "0002_content_generation.sql",
         "0003_publishing.sql",
         "0004_analytics.sql",
-        "0005_security.sql"
+        "0005_security.sql",
+        "0006_permissions.sql"
     )
 }
 
@@ -220,6 +222,6 @@ mod tests {
         sort(&mut m);
         let after: Vec<_> = m.iter().map(|m| m.name.clone()).collect();
         assert_eq!(before, after);
-        assert_eq!(m.len(), 5);
+        assert_eq!(m.len(), 6);
     }
 }

@@ -21,7 +21,6 @@ use std::fmt::Write as _;
 use rusqlite::Connection;
 
 use crate::catalog::{classify, Access, TableSpec, K_ANONYMITY};
-use crate::sql::auth::TenantPolicy;
 
 /// A column of a base table.
 #[derive(Debug, Clone)]
@@ -142,6 +141,7 @@ pub(crate) fn build_scope(
     let prefix = format!("d1vec_{policy_secret}_");
     let tid = literal(tenant);
     let note = ident(&format!("{prefix}note"));
+    let refuse = ident(&format!("{prefix}refuse"));
     let mut sql = STAND_INS.replace("d1vec_standin_", &format!("{prefix}standin_"));
     sql.push('\n');
     let mut writable = HashSet::new();
@@ -224,6 +224,18 @@ pub(crate) fn build_scope(
         readable.insert(table.to_ascii_lowercase());
         let pk: Vec<&Column> = cols.iter().filter(|c| c.pk > 0).collect();
         if access != Access::TenantPrivate || pk.is_empty() || !hidden.is_empty() {
+            // A read-only view answers every write with the guard's typed refusal (without
+            // a trigger SQLite would refuse an UPDATE or DELETE with its own untyped "cannot
+            // modify ... because it is a view" before the authorizer is asked).
+            let what = literal(&format!("writing `{table}` (read-only for tenants)"));
+            for (verb, tag) in [("INSERT", "ins"), ("UPDATE", "upd"), ("DELETE", "del")] {
+                let _ = writeln!(
+                    sql,
+                    "CREATE TEMP TRIGGER {trg} INSTEAD OF {verb} ON {outer} BEGIN SELECT {refuse}('{kind}', {what}); END;",
+                    trg = ident(&format!("{prefix}{table}_{tag}")),
+                    kind = Refusal::OUTSIDE,
+                );
+            }
             continue;
         }
         writable.insert(table.to_ascii_lowercase());
@@ -238,13 +250,16 @@ pub(crate) fn build_scope(
                 .join(" AND ");
             let _ = write!(
                 collisions,
-                " SELECT RAISE(ABORT, '{unique}{t}.{k}') WHERE EXISTS (SELECT 1 FROM {base} WHERE {cond} AND tenant_id IS NOT {tid});",
-                unique = crate::sql::conn::GUARD_UNIQUE,
-                t = table.replace('\'', "''"),
-                k = key.join(", ").replace('\'', "''"),
+                " SELECT {refuse}('{unique}', {what}) WHERE EXISTS (SELECT 1 FROM {base} WHERE {cond} AND tenant_id IS NOT {tid});",
+                unique = Refusal::UNIQUE,
+                what = literal(&format!("{table}.{}", key.join(", "))),
             );
         }
-        let stamp = format!(" SELECT RAISE(ABORT, 'd1vec tenant guard: rows of {t} with another tenant_id') WHERE NEW.tenant_id IS NOT NULL AND NEW.tenant_id IS NOT {tid};", t = table.replace('\'', "''"));
+        let stamp = format!(
+            " SELECT {refuse}('{kind}', {what}) WHERE NEW.tenant_id IS NOT NULL AND NEW.tenant_id IS NOT {tid};",
+            kind = Refusal::OUTSIDE,
+            what = literal(&format!("rows of {table} with another tenant_id")),
+        );
         let names = cols
             .iter()
             .map(|c| ident(&c.name))
@@ -291,9 +306,10 @@ pub(crate) fn build_scope(
         );
         let _ = writeln!(
             sql,
-            "CREATE TEMP TRIGGER {trg} INSTEAD OF UPDATE ON {outer} BEGIN SELECT RAISE(ABORT, 'd1vec tenant guard: tenant_id of {t} cannot change') WHERE NEW.tenant_id IS NOT OLD.tenant_id;{collisions} UPDATE {base} SET {sets} WHERE {by_pk} AND tenant_id = {tid}; END;",
+            "CREATE TEMP TRIGGER {trg} INSTEAD OF UPDATE ON {outer} BEGIN SELECT {refuse}('{kind}', {what}) WHERE NEW.tenant_id IS NOT OLD.tenant_id;{collisions} UPDATE {base} SET {sets} WHERE {by_pk} AND tenant_id = {tid}; END;",
             trg = ident(&format!("{prefix}{table}_upd")),
-            t = table.replace('\'', "''"),
+            kind = Refusal::OUTSIDE,
+            what = literal(&format!("tenant_id of {table} cannot change")),
         );
         let _ = writeln!(
             sql,
@@ -319,13 +335,81 @@ pub(crate) fn new_secret() -> Result<String, getrandom::Error> {
     }))
 }
 
-/// Builds a policy for a new session.
-pub(crate) fn policy(secret: &str, schema: &str, script: &ScopeScript) -> TenantPolicy {
-    TenantPolicy {
-        secret: secret.to_owned(),
-        schema: schema.to_owned(),
-        writable_views: script.writable.clone(),
-        readable_views: script.readable.clone(),
-        stand_ins: script.stand_ins.clone(),
+/// The views a session's connection was built with, and the secret their names carry: what
+/// the policy's SQL hook needs to tell the session's own objects from anything else.
+#[derive(Debug)]
+pub(crate) struct SessionViews {
+    /// The random token in the names of the session's own views and triggers.
+    pub secret: String,
+    /// The schema name the database's tables are attached under on the session's
+    /// connection (its `main` is an empty private database); it carries the secret.
+    pub schema: String,
+    /// Lower-cased names of the user-visible views that accept writes.
+    pub writable_views: HashSet<String>,
+    /// Lower-cased names of all the user-visible views.
+    pub readable_views: HashSet<String>,
+    /// Lower-cased names of every table and view of the database (each has a stand-in in
+    /// the session's `main`).
+    pub stand_ins: HashSet<String>,
+}
+
+impl SessionViews {
+    /// Describes the objects `script` built for the session with `secret`.
+    pub fn new(secret: &str, schema: &str, script: &ScopeScript) -> SessionViews {
+        SessionViews {
+            secret: secret.to_owned(),
+            schema: schema.to_owned(),
+            writable_views: script.writable.clone(),
+            readable_views: script.readable.clone(),
+            stand_ins: script.stand_ins.clone(),
+        }
+    }
+
+    /// The prefix of every object the session creates for itself.
+    pub fn prefix(&self) -> String {
+        format!("d1vec_{}_", self.secret)
+    }
+
+    /// Whether `accessor` is one of the session's own views or triggers.
+    pub fn is_ours(&self, accessor: Option<&str>) -> bool {
+        accessor.is_some_and(|a| a.starts_with(&self.prefix()))
+    }
+
+    /// Whether `name` is one of the session's own views (inner or outer).
+    pub fn is_view(&self, name: &str) -> bool {
+        name.starts_with(&self.prefix()) || self.readable_views.contains(&name.to_ascii_lowercase())
+    }
+
+    /// `text` with the secret taken out, fit for an error message.
+    pub fn scrub(&self, text: &str) -> String {
+        text.replace(&self.prefix(), "").replace(&self.secret, "")
+    }
+}
+
+/// The refusals a session's triggers raise, each through the session's own SQL function
+/// `d1vec_<secret>_refuse(kind, what)`, which hands the executor a typed error (never text
+/// to be recognised later).
+pub(crate) struct Refusal;
+
+impl Refusal {
+    /// A key another tenant's row holds: reported exactly as SQLite's own UNIQUE failure,
+    /// so it cannot be told apart from a key the session's own row holds.
+    pub const UNIQUE: &'static str = "unique";
+    /// A write outside the tenant's scope: [`crate::Error::TenantViolation`].
+    pub const OUTSIDE: &'static str = "outside";
+
+    /// The typed error for `kind` and `what` raised by session `tenant`'s trigger.
+    pub fn error(tenant: &str, kind: &str, what: String) -> crate::error::Error {
+        if kind == Self::UNIQUE {
+            crate::error::Error::Sql(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+                Some(format!("UNIQUE constraint failed: {what}")),
+            ))
+        } else {
+            crate::error::Error::TenantViolation {
+                tenant: tenant.to_owned(),
+                object: what,
+            }
+        }
     }
 }

@@ -7,6 +7,8 @@
 //! `WHERE tenant_id = ?`: the application's SQL runs unchanged and sees one tenant.
 
 pub(crate) mod guard;
+pub mod policy;
+pub mod quota;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -17,10 +19,12 @@ use rusqlite::Connection;
 use crate::db::Shared;
 use crate::error::{Error, Result};
 use crate::sql::auth::{AuthState, EngineTriggers};
-use crate::sql::conn::{Scope, SqlConn};
+use crate::sql::conn::{ScopeRefresh, SqlConn};
 use crate::sql::quote_ident;
 use crate::sql::statement::{self, Statement};
 use crate::sql::{D1Result, ExecResult};
+use policy::{Role, Scope, UserRole};
+use quota::Bucket;
 
 /// The longest tenant id accepted, in bytes.
 pub const MAX_TENANT_ID_BYTES: usize = 128;
@@ -65,17 +69,47 @@ pub struct TenantSession {
     tenant: String,
     conn: SqlConn,
     shared: Arc<Shared>,
+    scope: Arc<Scope>,
 }
 
 impl TenantSession {
     pub(crate) fn open(shared: Arc<Shared>, tenant: &str) -> Result<Self> {
+        Self::open_as(shared, tenant, None)
+    }
+
+    fn open_as(shared: Arc<Shared>, tenant: &str, user: Option<&str>) -> Result<Self> {
         validate_tenant_id(tenant)?;
         let secret =
             guard::new_secret().map_err(|e| Error::invalid("randomness", e.to_string()))?;
         let schema = format!("d1vec_{secret}");
         let mut conn = SqlConn::open_hidden(&shared.location, &shared.options, &schema)?;
         conn.set_tenant_name(tenant);
-        conn.internal_with(|c| require_tenant(c, &schema, tenant))?;
+        let plan = conn.internal_with(|c| require_tenant(c, &schema, tenant))?;
+        let service = Scope::service(tenant, plan, shared.quotas.clone());
+        let scope = Arc::new(match user {
+            None => service,
+            Some(user) => conn.internal_with(|c| resolve_user(c, &schema, &service, user))?,
+        });
+        // The guard's triggers refuse through this function, which hands the executor the
+        // typed error (`guard::Refusal`) instead of text to be recognised.
+        let raised = Arc::clone(&conn.raised);
+        let who = tenant.to_owned();
+        let refuse_name = format!("d1vec_{secret}_refuse");
+        conn.internal(|c| {
+            c.create_scalar_function(
+                refuse_name.as_str(),
+                2,
+                FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY,
+                move |ctx| {
+                    let kind: String = ctx.get(0)?;
+                    let what: String = ctx.get(1)?;
+                    let error = guard::Refusal::error(&who, &kind, what);
+                    let text = error.to_string();
+                    *raised.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+                    Err::<i64, _>(rusqlite::Error::UserFunctionError(text.into()))
+                },
+            )
+        })?;
         let state = Arc::clone(&conn.auth);
         let note_name = format!("d1vec_{secret}_note");
         conn.internal(|c| {
@@ -95,30 +129,95 @@ impl TenantSession {
         crate::vectorize::sql_function::register(
             &conn,
             Arc::downgrade(&shared),
-            crate::vectorize::index::Caller::Tenant(tenant.to_owned()),
+            crate::vectorize::index::Caller::Scoped(scope.clone()),
         )?;
         conn.auth
             .set_engine_triggers(Arc::clone(&shared.text_triggers));
-        let scope = SessionScope {
+        let views = SessionScope {
             tenant: tenant.to_owned(),
             secret,
             schema,
             auth: Arc::clone(&conn.auth),
             text_triggers: Arc::clone(&shared.text_triggers),
             built: Mutex::new(None),
+            scope: Arc::clone(&scope),
         };
-        conn.internal_with(|c| scope.refresh(c).map(|_| ()))?;
-        conn.set_scope(Box::new(scope));
+        conn.internal_with(|c| views.refresh(c).map(|_| ()))?;
+        conn.set_scope(Box::new(views));
         Ok(TenantSession {
             tenant: tenant.to_owned(),
             conn,
             shared,
+            scope,
         })
+    }
+
+    /// This tenant's session acting as `user`: the user's role (`users.role`) decides what
+    /// the session may do, by the permissions `role_permissions` gives that role.
+    ///
+    /// Refused with [`Error::UserRefused`] when `user` is not a user of this tenant (another
+    /// tenant's user reads as unknown) or is not `active` (`invited`, `disabled`). A session
+    /// opened without a user ([`crate::Database::tenant`]) acts as the tenant's service
+    /// principal, which holds every permission.
+    ///
+    /// ```
+    /// # fn main() -> d1vec::Result<()> {
+    /// let db = d1vec::Database::open_in_memory()?;
+    /// db.apply_migrations(&d1vec::sql::migrate::bundled())?;
+    /// db.exec("INSERT INTO tenants (tenant_id, name) VALUES ('t1', 'One');
+    ///          INSERT INTO users (user_id, tenant_id, email, role) VALUES ('u1', 't1', 'v@x.io', 'viewer')")?;
+    /// let viewer = db.tenant("t1")?.as_user("u1")?;
+    /// assert!(viewer.require("audit.read").is_err());
+    /// assert!(viewer.prepare("SELECT * FROM audit_logs").all().is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn as_user(self, user: &str) -> Result<TenantSession> {
+        TenantSession::open_as(Arc::clone(&self.shared), &self.tenant, Some(user))
+    }
+
+    /// Refuses, with [`Error::Forbidden`] (403 in the CLI's JSON), a session whose user lacks
+    /// `permission` (see [`policy::permissions`]); the service principal holds all. Library
+    /// operations call it before they change anything (reading a secret, rotating keys).
+    pub fn require(&self, permission: &str) -> Result<()> {
+        self.scope.require(permission)
+    }
+
+    /// The session's scope: who it acts as and what it may do.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
     }
 
     /// The tenant this session is scoped to.
     pub fn tenant_id(&self) -> &str {
         &self.tenant
+    }
+
+    /// Creating a vector index belongs to the admin surface: always refused with
+    /// [`Error::TenantViolation`] (see [`Scope::database_admin`]).
+    pub fn create_index(
+        &self,
+        _request: &crate::vectorize::CreateIndex,
+    ) -> Result<crate::vectorize::types::IndexDescription> {
+        Err(self.scope.database_admin("creating vector indexes"))
+    }
+
+    /// Deleting a vector index belongs to the admin surface: always refused with
+    /// [`Error::TenantViolation`] (see [`Scope::database_admin`]).
+    pub fn delete_index(&self, _name: &str) -> Result<()> {
+        Err(self.scope.database_admin("deleting vector indexes"))
+    }
+
+    /// Exporting data: needs [`policy::permissions::DATA_EXPORT`] ([`Error::Forbidden`]
+    /// otherwise). A tenant-scoped export is not built yet, so a session holding the
+    /// permission is then refused the whole-database export with
+    /// [`Error::TenantViolation`]; the admin surface exports ([`crate::Database::export_sql`]).
+    pub fn export_sql(
+        &self,
+        _options: &crate::sql::export::ExportOptions,
+        _out: &mut dyn std::io::Write,
+    ) -> Result<u64> {
+        self.scope.require(policy::permissions::DATA_EXPORT)?;
+        Err(self.scope.database_admin("a whole-database export"))
     }
 
     /// What this session shares with its database (cursor signing reaches the key here).
@@ -152,7 +251,7 @@ impl TenantSession {
         crate::vectorize::manage::open_index(
             &self.shared,
             name,
-            crate::vectorize::index::Caller::Tenant(self.tenant.clone()),
+            crate::vectorize::index::Caller::Scoped(self.scope.clone()),
         )
     }
 
@@ -182,13 +281,14 @@ impl TenantSession {
         query: &str,
         limit: usize,
     ) -> Result<Vec<crate::search::TextHit>> {
+        self.scope.admit(Bucket::Queries)?;
         crate::search::text_search(&self.shared, &self.tenant, source, query, limit)
     }
 }
 
 /// Refuses a tenant the database does not know: a session opens only for a row of
-/// `tenants`.
-fn require_tenant(conn: &Connection, schema: &str, tenant: &str) -> Result<()> {
+/// `tenants`. Returns the tenant's plan (`tenants.plan`; empty where the table has none).
+fn require_tenant(conn: &Connection, schema: &str, tenant: &str) -> Result<String> {
     let schema = quote_ident(schema);
     let has_table: bool = conn.query_row(
         &format!("SELECT EXISTS (SELECT 1 FROM {schema}.sqlite_schema WHERE type = 'table' AND name = 'tenants')"),
@@ -201,18 +301,81 @@ fn require_tenant(conn: &Connection, schema: &str, tenant: &str) -> Result<()> {
             format!("`{tenant}`: the database has no `tenants` table (apply the migrations first)"),
         ));
     }
-    let known: bool = conn.query_row(
-        &format!("SELECT EXISTS (SELECT 1 FROM {schema}.tenants WHERE tenant_id = ?1)"),
-        [tenant],
-        |r| r.get(0),
-    )?;
-    if !known {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT * FROM {schema}.tenants WHERE tenant_id = ?1"
+    ))?;
+    let mut rows = stmt.query([tenant])?;
+    let Some(row) = rows.next()? else {
         return Err(Error::invalid(
             "tenant id",
             format!("`{tenant}` is not a row of `tenants`"),
         ));
+    };
+    Ok(row
+        .get::<_, Option<String>>("plan")
+        .ok()
+        .flatten()
+        .unwrap_or_default())
+}
+
+/// Resolves `user` inside `service`'s tenant: its role from `users`, that role's
+/// permissions from `role_permissions`.
+fn resolve_user(conn: &Connection, schema: &str, service: &Scope, user: &str) -> Result<Scope> {
+    let tenant = service.principal().tenant();
+    let refused = |reason: &str| Error::UserRefused {
+        tenant: tenant.to_owned(),
+        user: user.chars().take(MAX_TENANT_ID_BYTES).collect(),
+        reason: reason.to_owned(),
+    };
+    if user.is_empty() || user.len() > MAX_TENANT_ID_BYTES {
+        return Err(refused("not a user of this tenant"));
     }
-    Ok(())
+    let schema = quote_ident(schema);
+    let has = |table: &str| -> Result<bool> {
+        Ok(conn.query_row(
+            &format!("SELECT EXISTS (SELECT 1 FROM {schema}.sqlite_schema WHERE type = 'table' AND name = ?1)"),
+            [table],
+            |r| r.get(0),
+        )?)
+    };
+    if !has("users")? || !has("role_permissions")? {
+        return Err(refused(
+            "the database has no `users` or `role_permissions` table (apply the migrations first)",
+        ));
+    }
+    let found: Option<(String, String)> = conn
+        .query_row(
+            &format!(
+                "SELECT role, status FROM {schema}.users WHERE tenant_id = ?1 AND user_id = ?2"
+            ),
+            [tenant, user],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    let Some((role, status)) = found else {
+        return Err(refused("not a user of this tenant"));
+    };
+    if status != "active" {
+        return Err(refused(&format!("the user is {status}")));
+    }
+    let role = Role::parse(&role).ok_or_else(|| refused("the user has no known role"))?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT permission FROM {schema}.role_permissions WHERE role = ?1"
+    ))?;
+    let granted = stmt
+        .query_map([role.as_str()], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(service.for_user(
+        UserRole {
+            user_id: user.to_owned(),
+            role,
+        },
+        granted,
+    ))
 }
 
 /// A session's scope over its connection: the secret names, and the schema version its
@@ -225,6 +388,7 @@ struct SessionScope {
     auth: Arc<AuthState>,
     text_triggers: Arc<EngineTriggers>,
     built: Mutex<Option<i64>>,
+    scope: Arc<Scope>,
 }
 
 impl SessionScope {
@@ -250,7 +414,7 @@ impl SessionScope {
     }
 }
 
-impl Scope for SessionScope {
+impl ScopeRefresh for SessionScope {
     fn refresh(&self, conn: &Connection) -> Result<bool> {
         let version: i64 = conn
             .prepare_cached(&format!(
@@ -271,13 +435,24 @@ impl Scope for SessionScope {
                 conn,
                 &self.schema,
             )?);
-        self.auth
-            .set_tenant(Arc::new(guard::policy(&self.secret, &self.schema, &script)));
+        let views = guard::SessionViews::new(&self.secret, &self.schema, &script);
+        self.auth.set_tenant(Arc::new(policy::SqlScope::new(
+            views,
+            Arc::clone(&self.scope),
+        )));
         *built = Some(version);
         Ok(true)
     }
 
     fn invalidate(&self) {
         *self.built.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn admit(&self, writes: bool) -> Result<()> {
+        self.scope.admit(if writes {
+            Bucket::Writes
+        } else {
+            Bucket::Queries
+        })
     }
 }

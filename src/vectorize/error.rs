@@ -150,4 +150,7 @@ pub mod codes {
     pub const DUPLICATE_METADATA_INDEX: u32 = 40039;
     /// d1vec: a write that would take an index past 50,000 namespaces.
     pub const TOO_MANY_NAMESPACES: u32 = 40040;
+    /// Rate limited: the service's "Too Many Requests"; d1vec raises it when a tenant's
+    /// quota bucket is empty (`tenant::quota`).
+    pub const TOO_MANY_REQUESTS: u32 = 40041;
 }

@@ -20,11 +20,42 @@ use crate::db::Shared;
 use crate::error::{Error, Result};
 use crate::index::{IdBitset, Metric};
 
-/// Who is calling: the admin surface, or a tenant session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a scoped caller asks of an index before a call: the vector engine's one hook into
+/// the tenant policy (`tenant::policy::Scope` implements it). The engine itself decides no
+/// tenant rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VectorAction<'a> {
+    /// A query (by vector or by id).
+    Read,
+    /// An insert, upsert or delete.
+    Write,
+    /// Managing the index (the words name what: "compaction", "metadata indexes", ...).
+    Admin(&'a str),
+}
+
+/// A caller's scope as the vector engine sees it.
+pub(crate) trait VectorScope: Send + Sync + std::fmt::Debug {
+    /// The tenant, for error reports.
+    fn tenant(&self) -> &str;
+    /// The namespace every read and write on an index of `scope` is confined to, if any.
+    fn namespace(&self, scope: Scope) -> Option<&str>;
+    /// Refuses (or admits) `action` on the index `index` of scope `scope`; called before the
+    /// call changes anything.
+    fn check(&self, action: VectorAction<'_>, index: &str, scope: Scope) -> Result<()>;
+}
+
+/// Who is calling: the admin surface, or a scoped (tenant) caller.
+#[derive(Debug, Clone)]
 pub(crate) enum Caller {
     Admin,
-    Tenant(String),
+    Scoped(Arc<dyn VectorScope>),
+}
+
+impl Caller {
+    /// Whether the caller is confined to a scope.
+    pub(crate) fn is_scoped(&self) -> bool {
+        matches!(self, Caller::Scoped(_))
+    }
 }
 
 /// One Vectorize index. Obtained from [`crate::Database::vectorize`] (unscoped) or
@@ -101,7 +132,7 @@ impl VectorIndex {
 
     fn tenant(&self) -> Option<&str> {
         match &self.caller {
-            Caller::Tenant(t) => Some(t),
+            Caller::Scoped(scope) => Some(scope.tenant()),
             Caller::Admin => None,
         }
     }
@@ -113,19 +144,24 @@ impl VectorIndex {
         }
     }
 
-    /// The namespace every read is confined to, if any: the tenant's on a private index.
+    /// The namespace every read is confined to, if any (the policy decides).
     fn forced_namespace(&self) -> Option<&str> {
-        match (self.row.scope, self.tenant()) {
-            (Scope::Private, Some(t)) => Some(t),
-            _ => None,
+        match &self.caller {
+            Caller::Scoped(scope) => scope.namespace(self.row.scope),
+            Caller::Admin => None,
+        }
+    }
+
+    /// Asks the caller's scope about `action` (nothing to ask for the admin surface).
+    fn check(&self, action: VectorAction<'_>) -> Result<()> {
+        match &self.caller {
+            Caller::Scoped(scope) => scope.check(action, &self.row.name, self.row.scope),
+            Caller::Admin => Ok(()),
         }
     }
 
     fn check_write(&self) -> Result<()> {
-        if self.row.scope == Scope::Shared && self.tenant().is_some() {
-            return Err(self.violation(format!("writing the shared index `{}`", self.row.name)));
-        }
-        Ok(())
+        self.check(VectorAction::Write)
     }
 
     /// The namespace a read uses: the tenant's on a private index (another is a violation).
@@ -465,6 +501,7 @@ impl VectorIndex {
             .map(parse_filter)
             .transpose()
             .map_err(|e| verr(codes::INVALID_FILTER, e.to_string()))?;
+        self.check(VectorAction::Read)?;
         let query = prepare(self.row.metric, values);
         let engine = &self.shared.vectors;
         self.with_state_on(on, |tx, row, state| {
@@ -558,6 +595,7 @@ impl VectorIndex {
     /// namespace that holds it (by namespace).
     pub fn get_by_ids(&self, ids: &[String]) -> Result<Vec<Vector>> {
         limits::check_get_ids(ids.len())?;
+        self.check(VectorAction::Read)?;
         let mut seen = HashSet::new();
         let found = self.shared.read_tx(|tx| {
             let mut out = Vec::new();
@@ -803,10 +841,7 @@ impl VectorIndex {
     }
 
     fn check_admin(&self, what: &str) -> Result<()> {
-        if self.tenant().is_some() {
-            return Err(self.violation(format!("{what} of index `{}`", self.row.name)));
-        }
-        Ok(())
+        self.check(VectorAction::Admin(what))
     }
 }
 

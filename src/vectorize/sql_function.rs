@@ -359,10 +359,10 @@ fn run(tab: &QueryTab, args: &[Value; ARGS]) -> Result<Vec<Match>> {
         .shared
         .upgrade()
         .ok_or_else(|| Error::invalid("database", "it is closed"))?;
-    if let Caller::Tenant(_) = &binding.caller {
+    if binding.caller.is_scoped() {
         // A tenant session's connection reaches the database only through its scoped views
         // (its `main` is empty, see `tenant::guard`): the engine reads on a pooled reader
-        // connection instead, and scopes the answer itself (`Caller::Tenant`).
+        // connection instead, and scopes the answer itself (`Caller::Scoped`).
         return shared.read_tx(|tx| {
             if !shared.vectors.schema_ready.load(Ordering::Acquire) && !has_vector_tables(tx)? {
                 return Err(not_found(name));

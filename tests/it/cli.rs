@@ -34,7 +34,7 @@ fn migrate_execute_scope_and_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state/db.sqlite");
     let applied = ok_json(&db, &["--json", "d1", "migrations", "apply"]);
-    assert_eq!(applied["applied"].as_array().unwrap().len(), 5);
+    assert_eq!(applied["applied"].as_array().unwrap().len(), 6);
     let listed = ok_json(&db, &["--json", "d1", "migrations", "list"]);
     assert!(listed
         .as_array()

@@ -27,6 +27,7 @@ mod mutable;
 mod oracle;
 mod pagination;
 mod query_paths;
+mod roles;
 mod schema;
 mod segment;
 mod split;

@@ -23,7 +23,7 @@ fn bundled_migrations_build_thirty_tables_and_forty_indexes_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path().join("fresh.sqlite")).unwrap();
     let applied = db.apply_migrations(&migrate::bundled()).unwrap();
-    assert_eq!(applied.len(), 5);
+    assert_eq!(applied.len(), 6); // 0001-0005 build the schema, 0006 seeds permissions
     let mut tables = names(&db, "table");
     tables.retain(|t| t != "d1_migrations");
     let mut expected: Vec<String> = d1vec::catalog::BUNDLED_TABLES
@@ -59,7 +59,7 @@ fn bundled_migrations_build_thirty_tables_and_forty_indexes_once() {
         recorded[0],
         vec![Value::from(1), Value::from("0001_core.sql")]
     );
-    assert_eq!(recorded.len(), 5);
+    assert_eq!(recorded.len(), 6);
 }
 
 #[test]
