@@ -284,7 +284,15 @@ impl SqlScope {
     }
 
     /// A user session's refusal of `table` for lack of a permission its gate needs.
+    /// `table` may be the session's outer view (`audit_logs`) or its inner view
+    /// (`d1vec_<secret>_audit_logs`): SQLite flattens the outer view into a query that uses
+    /// none of its columns (`SELECT count(*) FROM audit_logs`) and then names only the inner.
     fn gated(&self, table: &str, verb: Verb) -> Option<Denial> {
+        let prefix = self.views.prefix();
+        let table = match table.get(..prefix.len()) {
+            Some(head) if head.eq_ignore_ascii_case(&prefix) => &table[prefix.len()..],
+            _ => table,
+        };
         let gate = TABLE_GATES
             .iter()
             .find(|g| g.verb == verb && g.table.eq_ignore_ascii_case(table))?;
