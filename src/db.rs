@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) text_triggers: Arc<crate::sql::auth::EngineTriggers>,
     /// The key cursors are signed with, read (or made) on first use.
     cursor_key: std::sync::OnceLock<crate::sql::token::CursorKey>,
+    /// The master and data keys sealed fields need (`crate::keys`).
+    pub(crate) keys: Arc<crate::keys::KeyRing>,
 }
 
 /// Idle reader connections kept open; more are opened while more searches run at once.
@@ -95,6 +97,7 @@ const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(35);
 #[derive(Debug, Clone)]
 pub struct DatabaseBuilder {
     options: ConnOptions,
+    key_provider: Option<Arc<dyn crate::keys::KeyProvider>>,
 }
 
 impl Default for DatabaseBuilder {
@@ -105,6 +108,7 @@ impl Default for DatabaseBuilder {
                 synchronous_full: false,
                 limits: crate::sql::D1Limits::default(),
             },
+            key_provider: None,
         }
     }
 }
@@ -133,11 +137,27 @@ impl DatabaseBuilder {
         self
     }
 
+    /// Where the master key of sealed fields comes from ([`crate::keys`]). Default: for a
+    /// file database, [`crate::keys::KeyFile`] at `<database file>.key` (created, mode 0600,
+    /// when a key is first needed); for an in-memory database, a random key held in memory
+    /// ([`crate::keys::EphemeralKey`]).
+    pub fn key_provider(&mut self, provider: Arc<dyn crate::keys::KeyProvider>) -> &mut Self {
+        self.key_provider = Some(provider);
+        self
+    }
+
     /// Opens (creating if missing) the database file at `path`, and its parent folders.
+    /// Fails with [`crate::keys::KeyError::KeyFilePermissions`] when the key file exists and
+    /// group or others may read it.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Database> {
+        let provider = match &self.key_provider {
+            Some(p) => Arc::clone(p),
+            None => Arc::new(crate::keys::KeyFile::beside(path.as_ref())),
+        };
         Database::with(
             Location::File(path.as_ref().to_path_buf()),
             self.options.clone(),
+            provider,
         )
     }
 
@@ -148,7 +168,11 @@ impl DatabaseBuilder {
             crate::tenant::guard::new_secret()
                 .map_err(|e| Error::invalid("randomness", e.to_string()))?
         );
-        Database::with(Location::Memory(name), self.options.clone())
+        let provider = match &self.key_provider {
+            Some(p) => Arc::clone(p),
+            None => Arc::new(crate::keys::EphemeralKey::new()),
+        };
+        Database::with(Location::Memory(name), self.options.clone(), provider)
     }
 }
 
@@ -169,8 +193,17 @@ impl Database {
         Self::builder().open_in_memory()
     }
 
-    fn with(location: Location, options: ConnOptions) -> Result<Database> {
-        let admin = SqlConn::open(&location, &options)?;
+    fn with(
+        location: Location,
+        options: ConnOptions,
+        provider: Arc<dyn crate::keys::KeyProvider>,
+    ) -> Result<Database> {
+        provider.check()?;
+        let keys = Arc::new(crate::keys::KeyRing::new(provider));
+        let mut admin = SqlConn::open(&location, &options)?;
+        // Seals tokens written through admin SQL (`crate::keys::fields`).
+        let seal = crate::keys::fields::AdminSeal::install(&admin, &keys)?;
+        admin.set_scope(Box::new(seal));
         let vectors = crate::vectorize::engine::Engine::new(location_path(&location));
         let shared = Arc::new(Shared {
             location,
@@ -180,6 +213,7 @@ impl Database {
             readers: std::sync::Mutex::new(Vec::new()),
             text_triggers: Arc::default(),
             cursor_key: std::sync::OnceLock::new(),
+            keys,
         });
         // `vectorize_query` in admin SQL; it holds `shared` weakly (the connection lives in it).
         crate::vectorize::sql_function::register(
@@ -243,6 +277,28 @@ impl Database {
         self.shared
             .admin
             .internal_tx(|tx| Ok(export_sql(tx, options, out)?))
+    }
+
+    /// Each tenant's active data key: version, age, and when it falls due for rotation.
+    pub fn key_status(&self) -> Result<Vec<crate::keys::KeyStatus>> {
+        crate::keys::rotate::status(&self.shared)
+    }
+
+    /// Rotates `tenant`'s data key: a new version, every sealed field of the tenant
+    /// re-encrypted under it and the old version retired, in one transaction.
+    pub fn rotate_tenant_key(&self, tenant: &str) -> Result<crate::keys::Rotation> {
+        crate::keys::rotate::rotate_tenant(&self.shared, tenant)
+    }
+
+    /// Rotates every tenant whose active key is past `rotate_after` (`all`: every tenant
+    /// with a key or a stored token), one transaction each.
+    pub fn rotate_due_keys(&self, all: bool) -> Result<Vec<crate::keys::Rotation>> {
+        crate::keys::rotate::rotate_many(&self.shared, all)
+    }
+
+    /// Re-wraps every data key under a new master key (see [`crate::keys::KeyProvider`]).
+    pub fn rotate_master_key(&self) -> Result<crate::keys::MasterRotation> {
+        crate::keys::rotate::rotate_master(&self.shared)
     }
 
     /// Recomputes the daily rollup tables for `range` in one transaction.
@@ -317,6 +373,19 @@ impl Database {
         &self,
         source: &crate::search::TextSource,
     ) -> Result<crate::search::TextIndexInfo> {
+        // A sealed column's text is ciphertext; indexing it would be useless at best.
+        if source
+            .table
+            .eq_ignore_ascii_case(crate::keys::fields::TABLE)
+            && crate::keys::fields::COLUMNS
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(&source.text_column))
+        {
+            return Err(Error::invalid(
+                "text index",
+                format!("`{}` holds sealed values", source.text_column),
+            ));
+        }
         crate::search::fts::create(&self.shared, source)
     }
 
