@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     cursor_key: std::sync::OnceLock<crate::sql::token::CursorKey>,
     /// The tenants' quota buckets, when quotas are on ([`DatabaseBuilder::quotas`]).
     pub(crate) quotas: Option<Arc<crate::tenant::quota::QuotaBook>>,
+    /// The master and data keys sealed fields need (`crate::keys`).
+    pub(crate) keys: Arc<crate::keys::KeyRing>,
 }
 
 /// Idle reader connections kept open; more are opened while more searches run at once.
@@ -98,6 +100,7 @@ const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(35);
 pub struct DatabaseBuilder {
     options: ConnOptions,
     quotas: Option<crate::tenant::quota::Quotas>,
+    key_provider: Option<Arc<dyn crate::keys::KeyProvider>>,
 }
 
 impl Default for DatabaseBuilder {
@@ -109,6 +112,7 @@ impl Default for DatabaseBuilder {
                 limits: crate::sql::D1Limits::default(),
             },
             quotas: None,
+            key_provider: None,
         }
     }
 }
@@ -144,12 +148,28 @@ impl DatabaseBuilder {
         self
     }
 
+    /// Where the master key of sealed fields comes from ([`crate::keys`]). Default: for a
+    /// file database, [`crate::keys::KeyFile`] at `<database file>.key` (created, mode 0600,
+    /// when a key is first needed); for an in-memory database, a random key held in memory
+    /// ([`crate::keys::EphemeralKey`]).
+    pub fn key_provider(&mut self, provider: Arc<dyn crate::keys::KeyProvider>) -> &mut Self {
+        self.key_provider = Some(provider);
+        self
+    }
+
     /// Opens (creating if missing) the database file at `path`, and its parent folders.
+    /// Fails with [`crate::keys::KeyError::KeyFilePermissions`] when the key file exists and
+    /// group or others may read it.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Database> {
+        let provider = match &self.key_provider {
+            Some(p) => Arc::clone(p),
+            None => Arc::new(crate::keys::KeyFile::beside(path.as_ref())),
+        };
         Database::with(
             Location::File(path.as_ref().to_path_buf()),
             self.options.clone(),
             self.quotas.clone(),
+            provider,
         )
     }
 
@@ -160,10 +180,15 @@ impl DatabaseBuilder {
             crate::tenant::guard::new_secret()
                 .map_err(|e| Error::invalid("randomness", e.to_string()))?
         );
+        let provider = match &self.key_provider {
+            Some(p) => Arc::clone(p),
+            None => Arc::new(crate::keys::EphemeralKey::new()),
+        };
         Database::with(
             Location::Memory(name),
             self.options.clone(),
             self.quotas.clone(),
+            provider,
         )
     }
 }
@@ -189,8 +214,14 @@ impl Database {
         location: Location,
         options: ConnOptions,
         quotas: Option<crate::tenant::quota::Quotas>,
+        provider: Arc<dyn crate::keys::KeyProvider>,
     ) -> Result<Database> {
-        let admin = SqlConn::open(&location, &options)?;
+        provider.check()?;
+        let keys = Arc::new(crate::keys::KeyRing::new(provider));
+        let mut admin = SqlConn::open(&location, &options)?;
+        // Seals tokens written through admin SQL (`crate::keys::fields`).
+        let seal = crate::keys::fields::AdminSeal::install(&admin, &keys)?;
+        admin.set_scope(Box::new(seal));
         let vectors = crate::vectorize::engine::Engine::new(location_path(&location));
         let shared = Arc::new(Shared {
             location,
@@ -201,6 +232,7 @@ impl Database {
             text_triggers: Arc::default(),
             cursor_key: std::sync::OnceLock::new(),
             quotas: quotas.map(|q| Arc::new(crate::tenant::quota::QuotaBook::new(q))),
+            keys,
         });
         // `vectorize_query` in admin SQL; it holds `shared` weakly (the connection lives in it).
         crate::vectorize::sql_function::register(
@@ -265,6 +297,28 @@ impl Database {
         self.shared
             .admin
             .internal_tx(|tx| Ok(export_sql(tx, options, out)?))
+    }
+
+    /// Each tenant's active data key: version, age, and when it falls due for rotation.
+    pub fn key_status(&self) -> Result<Vec<crate::keys::KeyStatus>> {
+        crate::keys::rotate::status(&self.shared)
+    }
+
+    /// Rotates `tenant`'s data key: a new version, every sealed field of the tenant
+    /// re-encrypted under it and the old version retired, in one transaction.
+    pub fn rotate_tenant_key(&self, tenant: &str) -> Result<crate::keys::Rotation> {
+        crate::keys::rotate::rotate_tenant(&self.shared, tenant)
+    }
+
+    /// Rotates every tenant whose active key is past `rotate_after` (`all`: every tenant
+    /// with a key or a stored token), one transaction each.
+    pub fn rotate_due_keys(&self, all: bool) -> Result<Vec<crate::keys::Rotation>> {
+        crate::keys::rotate::rotate_many(&self.shared, all)
+    }
+
+    /// Re-wraps every data key under a new master key (see [`crate::keys::KeyProvider`]).
+    pub fn rotate_master_key(&self) -> Result<crate::keys::MasterRotation> {
+        crate::keys::rotate::rotate_master(&self.shared)
     }
 
     /// Recomputes the daily rollup tables for `range` in one transaction.
@@ -339,6 +393,19 @@ impl Database {
         &self,
         source: &crate::search::TextSource,
     ) -> Result<crate::search::TextIndexInfo> {
+        // A sealed column's text is ciphertext; indexing it would be useless at best.
+        if source
+            .table
+            .eq_ignore_ascii_case(crate::keys::fields::TABLE)
+            && crate::keys::fields::COLUMNS
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(&source.text_column))
+        {
+            return Err(Error::invalid(
+                "text index",
+                format!("`{}` holds sealed values", source.text_column),
+            ));
+        }
         crate::search::fts::create(&self.shared, source)
     }
 

@@ -96,6 +96,10 @@ pub enum Error {
     /// A Vectorize error, with Vectorize's code (see `vectorize::error::codes`).
     #[error("{0}")]
     Vectorize(#[from] crate::vectorize::VectorizeError),
+    /// A key or a sealed value failed: tampered or moved ciphertext, a missing key, a bad
+    /// key file or `D1VEC_MASTER_KEY` (see [`crate::keys::KeyError`]).
+    #[error(transparent)]
+    Key(crate::keys::KeyError),
     /// Writing an export failed.
     #[error(transparent)]
     Export(#[from] crate::sql::export::ExportError),
@@ -130,6 +134,8 @@ impl Error {
                 ErrorCode::Forbidden
             }
             Error::Io { .. } => ErrorCode::Internal,
+            Error::Key(crate::keys::KeyError::BadEnvKey { .. }) => ErrorCode::BadRequest,
+            Error::Key(_) => ErrorCode::Internal,
             Error::Migration { source, .. } => source.code(),
             _ => ErrorCode::BadRequest,
         }

@@ -35,6 +35,7 @@ pub mod demo;
 pub mod embed;
 pub mod error;
 pub mod index;
+pub mod keys;
 mod rng;
 pub mod rollup;
 pub mod search;

@@ -66,6 +66,12 @@ pub enum Command {
     /// Hybrid search of the tenant's rows (needs --tenant): keywords (SQLite FTS5, BM25 over
     /// the tenant's rows) and vector similarity, fused by Reciprocal Rank Fusion.
     Search(super::search::SearchArgs),
+    /// Tenant data keys and the master key: status and rotation (docs: README, "Keys").
+    Keys {
+        /// The keys command.
+        #[command(subcommand)]
+        command: super::keys::KeysCommand,
+    },
 }
 
 /// `d1vec d1 …`

@@ -3,6 +3,7 @@
 pub mod args;
 pub mod bench;
 pub mod demo;
+pub mod keys;
 pub mod output;
 pub mod search;
 pub mod vectorize;
@@ -69,7 +70,11 @@ fn run(cli: Cli) -> Result<Printed> {
         Command::Demo(a) => return demo::run(&a, cli.json, cli.tenant.as_deref()),
         command => Cli { command, ..cli },
     };
-    let db = Database::open(&cli.db)?;
+    let mut builder = Database::builder();
+    if let Some(env) = crate::keys::EnvKey::from_env()? {
+        builder.key_provider(std::sync::Arc::new(env));
+    }
+    let db = builder.open(&cli.db)?;
     let tenant = match (cli.tenant.as_deref(), cli.user.as_deref()) {
         (Some(t), Some(u)) => Some(db.tenant(t)?.as_user(u)?),
         (Some(t), None) => Some(db.tenant(t)?),
@@ -185,6 +190,14 @@ fn run(cli: Cli) -> Result<Printed> {
         }
         Command::Embed(_) | Command::Bench { .. } | Command::Demo(_) => {
             Err(Error::invalid("command", "runs without a database"))
+        }
+        Command::Keys { command } => {
+            let (value, text) = keys::run(&db, cli.tenant.as_deref(), command)?;
+            Ok(if cli.json {
+                Printed::Json(value)
+            } else {
+                Printed::Text(text)
+            })
         }
         Command::Search(a) => Ok(match search::run(&db, tenant.as_ref(), cli.json, a)? {
             search::Out::Json(v) => Printed::Json(v),

@@ -172,6 +172,11 @@ impl SqlConn {
         self.scope = Some(scope);
     }
 
+    /// The schema name the database's own tables live under on this connection.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
     /// Marks this connection as a tenant session's (for error reports).
     pub fn set_tenant_name(&mut self, tenant: &str) {
         self.tenant = Some(tenant.to_owned());
@@ -269,7 +274,7 @@ impl SqlConn {
         stmts: &[Bound],
         behavior: TransactionBehavior,
     ) -> Result<Vec<D1Result>> {
-        let mut rebuilt = false;
+        let rebuilt = std::cell::Cell::new(false);
         {
             let _internal = self.auth.internal();
             conn.execute_batch(match behavior {
@@ -278,7 +283,7 @@ impl SqlConn {
             })?;
             if let Some(scope) = &self.scope {
                 match scope.refresh(conn) {
-                    Ok(r) => rebuilt = r,
+                    Ok(r) => rebuilt.set(r),
                     Err(e) => {
                         let _ = conn.execute_batch("ROLLBACK");
                         scope.invalidate();
@@ -291,7 +296,7 @@ impl SqlConn {
             let _internal = self.auth.internal();
             // The rollback can only fail if the transaction is already gone.
             let _ = conn.execute_batch("ROLLBACK");
-            if rebuilt {
+            if rebuilt.get() {
                 if let Some(scope) = &self.scope {
                     scope.invalidate();
                 }
@@ -299,7 +304,21 @@ impl SqlConn {
             e
         };
         let mut results = Vec::with_capacity(stmts.len());
-        for stmt in stmts {
+        for (i, stmt) in stmts.iter().enumerate() {
+            // A statement may have changed the schema (created a table the scope covers):
+            // the scope is brought up to date before the next one runs.
+            if i > 0 {
+                if let Some(scope) = &self.scope {
+                    let refreshed = {
+                        let _internal = self.auth.internal();
+                        scope.refresh(conn)
+                    };
+                    match refreshed {
+                        Ok(r) => rebuilt.set(rebuilt.get() || r),
+                        Err(e) => return Err(rollback(e)),
+                    }
+                }
+            }
             match self.run_one(conn, stmt) {
                 Ok(r) => results.push(r),
                 Err(e) => return Err(rollback(e)),

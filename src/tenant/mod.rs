@@ -131,6 +131,16 @@ impl TenantSession {
             Arc::downgrade(&shared),
             crate::vectorize::index::Caller::Scoped(scope.clone()),
         )?;
+        // Seals tokens this session writes (`crate::keys::fields`).
+        conn.internal_with(|c| {
+            crate::keys::fields::register(
+                c,
+                &shared.keys,
+                &conn.raised,
+                &format!("d1vec_{secret}_"),
+                &schema,
+            )
+        })?;
         conn.auth
             .set_engine_triggers(Arc::clone(&shared.text_triggers));
         let views = SessionScope {
@@ -243,6 +253,35 @@ impl TenantSession {
     /// Runs a script atomically and returns every statement's result (`d1 execute`).
     pub fn execute(&self, script: &str) -> Result<Vec<D1Result>> {
         statement::execute_script(&self.conn, script)
+    }
+
+    /// Opens a sealed token of one of this tenant's `platform_connections` rows. Checks the
+    /// permission `connections.read_secret` and appends an audit row
+    /// (`connections.read_secret`, with outcome `success` or `error`) in the same
+    /// transaction. Fails with [`crate::keys::KeyError::Tampered`] when the stored value was
+    /// altered or moved from another row, column or tenant.
+    pub fn open_secret(
+        &self,
+        connection_id: &str,
+        field: crate::keys::Field,
+    ) -> Result<crate::keys::Secret<String>> {
+        self.require_permission("connections.read_secret")?;
+        crate::keys::access::open_secret(
+            &self.conn,
+            &self.shared.keys,
+            &self.tenant,
+            &format!("tenant:{}", self.tenant),
+            connection_id,
+            field,
+        )
+    }
+
+    // INTEGRATION: replace this stub with the policy module's check (the session's
+    // principal must hold `permission`; a denial is a typed error and changes nothing).
+    // The audit actor above (`tenant:<id>`) should then name the user.
+    fn require_permission(&self, permission: &str) -> Result<()> {
+        let _ = permission;
+        Ok(())
     }
 
     /// The vector index `name` as this tenant sees it: on a private index, confined to the
@@ -429,6 +468,11 @@ impl ScopeRefresh for SessionScope {
         Self::tear_down(conn)?;
         let script = guard::build_scope(conn, &self.tenant, &self.secret, &self.schema)?;
         conn.execute_batch(&script.sql)?;
+        conn.execute_batch(&crate::keys::fields::trigger_sql(
+            conn,
+            &self.schema,
+            &format!("d1vec_{}_", self.secret),
+        )?)?;
         // The text indexes' triggers fire inside this session's writes (crate::search).
         self.text_triggers
             .extend(crate::search::fts::engine_trigger_names(

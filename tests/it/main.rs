@@ -21,6 +21,8 @@ mod fuzz_replay;
 mod hybrid;
 mod isolation;
 mod isolation_diff;
+mod keys;
+mod keys_crash;
 mod meta_diff;
 mod migrations;
 mod mutable;
