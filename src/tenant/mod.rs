@@ -141,6 +141,25 @@ impl TenantSession {
         statement::exec(&self.conn, script)
     }
 
+    /// Starts a D1 session on this tenant's scope (D1's `withSession`). Its bookmarks count
+    /// this tenant's own commits only, so they reveal nothing of other tenants' writes; a
+    /// bookmark of the database or of another tenant is refused.
+    pub fn with_session(
+        &self,
+        start: impl Into<crate::sql::SessionConstraint>,
+    ) -> Result<crate::sql::D1Session<'_>> {
+        crate::sql::D1Session::start(&self.conn, start.into())
+    }
+
+    /// Refused: D1's `dump()` returns the whole database file, which holds every tenant's
+    /// rows. Always [`Error::TenantViolation`].
+    pub fn dump(&self) -> Result<Vec<u8>> {
+        Err(Error::TenantViolation {
+            tenant: self.tenant.clone(),
+            object: "dump() (the whole database file)".into(),
+        })
+    }
+
     /// Runs a script atomically and returns every statement's result (`d1 execute`).
     pub fn execute(&self, script: &str) -> Result<Vec<D1Result>> {
         statement::execute_script(&self.conn, script)
