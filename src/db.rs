@@ -222,6 +222,8 @@ impl Database {
         // Seals tokens written through admin SQL (`crate::keys::fields`).
         let seal = crate::keys::fields::AdminSeal::install(&admin, &keys)?;
         admin.set_scope(Box::new(seal));
+        // The commit counters that bookmarks name (`sql::bookmark`).
+        admin.internal_tx(|tx| crate::sql::bookmark::ensure(tx))?;
         let vectors = crate::vectorize::engine::Engine::new(location_path(&location));
         let shared = Arc::new(Shared {
             location,
@@ -265,6 +267,25 @@ impl Database {
     /// Runs a script atomically, as D1's `db.exec(sql)`.
     pub fn exec(&self, script: &str) -> Result<ExecResult> {
         statement::exec(&self.shared.admin, script)
+    }
+
+    /// Starts a D1 session, as D1's `db.withSession(constraint | bookmark)`: see
+    /// [`D1Session`](crate::sql::D1Session). A bookmark that is malformed, from another
+    /// database or a tenant session, or newer than this database's latest commit is refused.
+    pub fn with_session(
+        &self,
+        start: impl Into<crate::sql::SessionConstraint>,
+    ) -> Result<crate::sql::D1Session<'_>> {
+        crate::sql::D1Session::start(&self.shared.admin, start.into())
+    }
+
+    /// The whole database as the bytes of one SQLite file, as D1's `db.dump()`: a
+    /// consistent snapshot, compacted, without d1vec's cursor-signing key (see
+    /// `sql::dump`).
+    pub fn dump(&self) -> Result<Vec<u8>> {
+        self.shared
+            .admin
+            .internal_mut(|conn| crate::sql::dump::dump(conn, "main"))
     }
 
     /// Runs a script atomically and returns every statement's result, as

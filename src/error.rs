@@ -55,6 +55,27 @@ pub enum Error {
         /// The limit in bytes ([`crate::sql::D1Limits::max_value_bytes`]).
         limit: usize,
     },
+    /// SQLite stopped a statement at one of D1's limits, set as a SQLite limit
+    /// ([`crate::sql::D1Limits`]): too many columns or function arguments, a LIKE or GLOB
+    /// pattern too long, a database grown past its size. Nothing was changed.
+    #[error("{message} (D1's limit on {what} is {limit})")]
+    D1Limit {
+        /// Which of D1's limits.
+        what: &'static str,
+        /// Its value.
+        limit: u64,
+        /// SQLite's own message, which D1 reports too.
+        message: String,
+    },
+    /// A D1 Sessions bookmark that cannot be used: malformed, issued by another database or
+    /// scope, or naming a commit this database has not reached. Nothing was run.
+    #[error("invalid bookmark `{bookmark}`: {reason}")]
+    Bookmark {
+        /// The bookmark given (a bookmark carries no secret).
+        bookmark: String,
+        /// Why it was refused.
+        reason: String,
+    },
     /// SQL that D1 refuses (transactions in user SQL, ATTACH, reserved `_cf_` names, …).
     #[error("not allowed on D1: {0}")]
     NotAllowed(String),

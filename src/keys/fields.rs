@@ -22,7 +22,7 @@ use super::envelope::{self, FieldRef};
 use super::error::KeyError;
 use super::KeyRing;
 use crate::error::{Error, Result};
-use crate::sql::conn::{RaisedError, Scope};
+use crate::sql::conn::{RaisedError, ScopeRefresh};
 use crate::sql::{quote_ident as ident, quote_literal as literal};
 
 /// The table whose token columns are sealed.
@@ -248,7 +248,7 @@ impl AdminSeal {
     }
 }
 
-impl Scope for AdminSeal {
+impl ScopeRefresh for AdminSeal {
     fn refresh(&self, conn: &Connection) -> Result<bool> {
         let version: i64 = conn
             .prepare_cached("PRAGMA main.schema_version")?
@@ -264,5 +264,10 @@ impl Scope for AdminSeal {
 
     fn invalidate(&self) {
         *self.built.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn admit(&self, _writes: bool) -> Result<()> {
+        // Admin SQL has no quota.
+        Ok(())
     }
 }

@@ -52,6 +52,28 @@ const D1_PRAGMAS: &[&str] = &[
     "optimize",
 ];
 
+/// Virtual-table modules D1 documents: "D1 supports a subset of SQLite extensions ...
+/// Default SQLite extensions, FTS5 module"
+/// (<https://developers.cloudflare.com/d1/sql-api/sql-statements/>). `fts5vocab` is part of
+/// the FTS5 module. FTS3/FTS4, R*Tree and the rest are compiled into the bundled SQLite but
+/// not listed by D1, so they are refused.
+pub(crate) const D1_VTABLE_MODULES: &[&str] = &["fts5", "fts5vocab"];
+
+/// Functions the bundled SQLite has that D1 does not document (they come from extensions
+/// D1 does not list: SOUNDEX, FTS3, R*Tree), plus `load_extension`.
+pub(crate) const NON_D1_FUNCTIONS: &[&str] = &[
+    "load_extension",
+    "soundex",
+    "fts3_tokenizer",
+    "rtreecheck",
+    "rtreenode",
+    "rtreedepth",
+];
+
+/// Eponymous virtual tables of the bundled SQLite that D1 does not document.
+pub(crate) const NON_D1_TABLES: &[&str] = &["dbstat"];
+
+
 /// Why the authorizer refused a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Denial {
@@ -137,6 +159,19 @@ pub(crate) struct AuthState {
     pub noted_rowid: AtomicI64,
     /// Whether a trigger noted a rowid during the current statement.
     pub noted: AtomicBool,
+    /// What the current statement writes, for `meta.rows_written` (`sql::writes`).
+    pub writes: Mutex<StatementWrites>,
+}
+
+/// What the authorizer saw a statement write: the columns each UPDATE sets, and the
+/// statement's own (top-level) target.
+#[derive(Debug, Default)]
+pub(crate) struct StatementWrites {
+    /// Lower-cased column names set by UPDATE, by lower-cased table name.
+    pub set_columns: std::collections::HashMap<String, HashSet<String>>,
+    /// The first table the statement itself (not a trigger) inserts into, updates or
+    /// deletes from.
+    pub target: Option<(String, crate::sql::writes::Op)>,
 }
 
 /// Restores the previous mode when dropped (guards nest: a SQL function's internal SQL can
@@ -217,6 +252,34 @@ impl AuthState {
     pub fn begin_statement(&self) {
         *self.denial.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.noted.store(false, Ordering::SeqCst);
+        *self.writes.lock().unwrap_or_else(|e| e.into_inner()) = StatementWrites::default();
+    }
+
+    fn note_write(&self, ctx: &AuthContext<'_>) {
+        use crate::sql::writes::Op;
+        let (table, op) = match ctx.action {
+            AuthAction::Insert { table_name } => (table_name, Op::Insert),
+            AuthAction::Update {
+                table_name,
+                column_name,
+            } => {
+                let mut w = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+                w.set_columns
+                    .entry(table_name.to_ascii_lowercase())
+                    .or_default()
+                    .insert(column_name.to_ascii_lowercase());
+                drop(w);
+                (table_name, Op::Update)
+            }
+            AuthAction::Delete { table_name } => (table_name, Op::Delete),
+            _ => return,
+        };
+        if ctx.accessor.is_none() {
+            let mut w = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+            if w.target.is_none() {
+                w.target = Some((table.to_owned(), op));
+            }
+        }
     }
 
     /// The first refusal since [`AuthState::begin_statement`].
@@ -237,6 +300,7 @@ impl AuthState {
         if self.internal.load(Ordering::SeqCst) {
             return Authorization::Allow;
         }
+        self.note_write(ctx);
         if let Some(why) = d1_refusal(ctx) {
             return self.deny(Denial::D1(why));
         }
@@ -278,8 +342,37 @@ fn d1_refusal(ctx: &AuthContext<'_>) -> Option<String> {
         | A::CreateTempIndex { .. }
         | A::CreateTempTrigger { .. }
         | A::CreateTempView { .. } => Some("TEMP tables, views, triggers and indexes".into()),
-        A::Function { function_name } if function_name.eq_ignore_ascii_case("load_extension") => {
-            Some("load_extension()".into())
+        A::Function { function_name }
+            if NON_D1_FUNCTIONS
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(function_name)) =>
+        {
+            Some(format!(
+                "{}(): not among the SQLite functions D1 supports",
+                function_name.to_ascii_lowercase()
+            ))
+        }
+        A::CreateVtable {
+            table_name,
+            module_name,
+        } if !D1_VTABLE_MODULES
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(module_name)) =>
+        {
+            named(table_name).or_else(|| {
+                Some(format!(
+                    "virtual table module `{}`: D1 supports only FTS5 (fts5, fts5vocab)",
+                    module_name.to_ascii_lowercase()
+                ))
+            })
+        }
+        A::Read { table_name, .. }
+            if NON_D1_TABLES.iter().any(|t| t.eq_ignore_ascii_case(table_name)) =>
+        {
+            Some(format!(
+                "`{}`: not among the virtual tables D1 supports",
+                table_name.to_ascii_lowercase()
+            ))
         }
         A::Pragma { pragma_name, pragma_value } => {
             let name = pragma_name.to_ascii_lowercase();

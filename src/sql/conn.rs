@@ -11,14 +11,18 @@ use rusqlite::{Connection, OpenFlags, StatementStatus, TransactionBehavior};
 use serde_json::Map;
 
 use super::auth::{self, AuthState, Denial};
+use super::bookmark::{self, SessionState};
 use super::limits::{self, Budget, D1Limits};
-use super::result::{D1Result, Meta};
+use super::result::{D1Result, Meta, Timings};
 use super::value::{column_to_json, Param};
+use super::writes::{self, SharedWriteLog, WriteLog};
 use crate::error::{Error, Result};
 
-/// D1's limit on bound parameters per statement.
+/// D1's limit on bound parameters per statement (the default of
+/// [`D1Limits::max_bound_parameters`]).
 pub const MAX_BOUND_PARAMETERS: usize = 100;
-/// D1's limit on the length of one SQL statement, in bytes.
+/// D1's limit on the length of one SQL statement, in bytes (the default of
+/// [`D1Limits::max_statement_bytes`]).
 pub const MAX_STATEMENT_BYTES: usize = 100_000;
 
 /// Where a database lives.
@@ -75,6 +79,8 @@ pub(crate) struct SqlConn {
     schema: String,
     budget: Arc<Budget>,
     scope: Option<Box<dyn ScopeRefresh>>,
+    /// Rows the update hook saw during the current user statement.
+    writes: SharedWriteLog,
 }
 
 impl std::fmt::Debug for SqlConn {
@@ -146,8 +152,9 @@ impl SqlConn {
         };
         conn.execute_batch(&format!("PRAGMA {quoted}.synchronous = {sync}"))?;
         conn.pragma_update(None, "foreign_keys", "on")?;
-        let max_value = i32::try_from(opts.limits.max_value_bytes).unwrap_or(i32::MAX);
-        conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max_value)?;
+        apply_limits(&conn, &opts.limits, &quoted)?;
+        let write_log = SharedWriteLog::default();
+        writes::install(&mut conn, Arc::clone(&write_log))?;
         let budget = Arc::new(Budget::new(opts.limits.clone()));
         let handler = Arc::clone(&budget);
         conn.progress_handler(
@@ -164,17 +171,34 @@ impl SqlConn {
             schema: schema.to_owned(),
             budget,
             scope: None,
+            writes: write_log,
         })
+    }
+
+    /// The schema name the database's tables live under on this connection.
+    pub(crate) fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The tenant this connection is scoped to, if any.
+    pub(crate) fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+
+    /// Locks the connection for engine code that needs `&mut Connection` (`dump`), with
+    /// every authorizer check off while `f` runs.
+    pub(crate) fn internal_mut<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.lock();
+        let _internal = self.auth.internal();
+        f(&mut conn)
     }
 
     /// Keeps `scope` current at the start of every call.
     pub fn set_scope(&mut self, scope: Box<dyn ScopeRefresh>) {
         self.scope = Some(scope);
-    }
-
-    /// The schema name the database's own tables live under on this connection.
-    pub fn schema(&self) -> &str {
-        &self.schema
     }
 
     /// Marks this connection as a tenant session's (for error reports).
@@ -249,6 +273,16 @@ impl SqlConn {
     /// snapshot) fails with `SQLITE_BUSY` at once, without waiting; it is rolled back and run
     /// again from the start under `BEGIN IMMEDIATE`, which waits up to the busy timeout.
     pub fn run_batch(&self, stmts: &[Bound]) -> Result<Vec<D1Result>> {
+        self.run_batch_in(stmts, None)
+    }
+
+    /// [`SqlConn::run_batch`] inside a D1 session: the call reads no state older than the
+    /// session's bookmark, and moves the bookmark to the commit it read or wrote.
+    pub fn run_batch_in(
+        &self,
+        stmts: &[Bound],
+        session: Option<&SessionState>,
+    ) -> Result<Vec<D1Result>> {
         if let Some(scope) = &self.scope {
             let any_writes = stmts
                 .iter()
@@ -260,10 +294,12 @@ impl SqlConn {
             .first()
             .is_some_and(|s| super::split::leading_keyword(&s.sql).is_some_and(|k| writes(&k)));
         if writes_first {
-            return self.attempt(&conn, stmts, TransactionBehavior::Immediate);
+            return self.attempt(&conn, stmts, TransactionBehavior::Immediate, session, 1);
         }
-        match self.attempt(&conn, stmts, TransactionBehavior::Deferred) {
-            Err(e) if is_busy(&e) => self.attempt(&conn, stmts, TransactionBehavior::Immediate),
+        match self.attempt(&conn, stmts, TransactionBehavior::Deferred, session, 1) {
+            Err(e) if is_busy(&e) => {
+                self.attempt(&conn, stmts, TransactionBehavior::Immediate, session, 2)
+            }
             other => other,
         }
     }
@@ -273,6 +309,8 @@ impl SqlConn {
         conn: &Connection,
         stmts: &[Bound],
         behavior: TransactionBehavior,
+        session: Option<&SessionState>,
+        attempt: u32,
     ) -> Result<Vec<D1Result>> {
         let rebuilt = std::cell::Cell::new(false);
         {
@@ -304,6 +342,7 @@ impl SqlConn {
             e
         };
         let mut results = Vec::with_capacity(stmts.len());
+        let mut wrote = false;
         for (i, stmt) in stmts.iter().enumerate() {
             // A statement may have changed the schema (created a table the scope covers):
             // the scope is brought up to date before the next one runs.
@@ -320,8 +359,35 @@ impl SqlConn {
                 }
             }
             match self.run_one(conn, stmt) {
-                Ok(r) => results.push(r),
+                Ok((mut r, readonly)) => {
+                    wrote |= !readonly;
+                    r.meta.total_attempts = attempt;
+                    results.push(r);
+                }
                 Err(e) => return Err(rollback(e)),
+            }
+        }
+        // The commit counter names this transaction's commit (see `sql::bookmark`); a
+        // session reads it to move its bookmark, and checks it is not behind.
+        let seq = {
+            let _internal = self.auth.internal();
+            let bumped = if wrote {
+                bookmark::bump(conn, &self.schema, self.tenant.as_deref())
+            } else {
+                Ok(())
+            };
+            let read = bumped.and_then(|()| match session {
+                Some(s) => bookmark::current(conn, &self.schema, s.scope()).map(Some),
+                None => Ok(None),
+            });
+            match read {
+                Ok(seq) => seq,
+                Err(e) => return Err(rollback(self.map_err(e))),
+            }
+        };
+        if let (Some(s), Some(seq)) = (session, seq) {
+            if let Err(e) = s.check_not_behind(seq) {
+                return Err(rollback(e));
             }
         }
         let committed = {
@@ -331,14 +397,19 @@ impl SqlConn {
         if let Err(e) = committed {
             return Err(rollback(self.map_err(e)));
         }
+        if let (Some(s), Some(seq)) = (session, seq) {
+            s.advance(seq);
+        }
         Ok(results)
     }
 
-    fn run_one(&self, conn: &Connection, stmt: &Bound) -> Result<D1Result> {
-        if stmt.sql.len() > MAX_STATEMENT_BYTES {
+    /// Runs one statement; returns its result and whether it was read-only.
+    fn run_one(&self, conn: &Connection, stmt: &Bound) -> Result<(D1Result, bool)> {
+        let limits = self.budget.limits();
+        if stmt.sql.len() > limits.max_statement_bytes {
             return Err(Error::LimitExceeded {
                 what: "SQL statement length in bytes",
-                limit: MAX_STATEMENT_BYTES,
+                limit: limits.max_statement_bytes,
                 got: stmt.sql.len(),
             });
         }
@@ -357,10 +428,10 @@ impl SqlConn {
             return Err(self.violation("EXPLAIN"));
         }
         let expected = prepared.parameter_count();
-        if expected > MAX_BOUND_PARAMETERS {
+        if expected > limits.max_bound_parameters {
             return Err(Error::LimitExceeded {
                 what: "bound parameters in one statement",
-                limit: MAX_BOUND_PARAMETERS,
+                limit: limits.max_bound_parameters,
                 got: expected,
             });
         }
@@ -386,7 +457,14 @@ impl SqlConn {
         let logging = scoped_write && self.auth.has_engine_triggers();
         let logged_before = if logging { self.text_log_seq(conn) } else { 0 };
         let total_before = conn.total_changes();
-        let max_bytes = self.budget.limits().max_result_bytes;
+        let schema_before = if readonly || scoped {
+            None
+        } else {
+            Some(self.schema_version(conn)?)
+        };
+        let max_bytes = limits.max_result_bytes;
+        WriteLog::start(&self.writes);
+        let _stop_log = StopLog(&self.writes);
         let mut result_bytes = 0usize;
         let mut results = Vec::new();
         {
@@ -411,6 +489,8 @@ impl SqlConn {
             }
         }
         drop(armed);
+        let hooked = WriteLog::finish(&self.writes);
+        let total_delta = conn.total_changes().saturating_sub(total_before);
         let changes = if readonly {
             0
         } else if scoped_write {
@@ -423,6 +503,10 @@ impl SqlConn {
                 0
             };
             (conn.total_changes() - total_before).saturating_sub(logged)
+        } else if total_delta == 0 {
+            // `changes()` keeps the count of the connection's last write (DDL does not
+            // reset it), so a statement that changed no row reports 0 itself.
+            0
         } else {
             conn.changes()
         };
@@ -441,19 +525,77 @@ impl SqlConn {
                 u64::try_from(prepared.get_status(StatementStatus::FullscanStep)).unwrap_or(0);
             (scanned + returned, conn.last_insert_rowid())
         };
-        Ok(D1Result {
-            results,
-            success: true,
-            meta: Meta {
-                changes,
-                last_row_id,
-                rows_read,
-                rows_written: changes,
-                duration: started.elapsed().as_secs_f64() * 1000.0,
-                changed_db: changes > 0,
+        drop(prepared);
+        let rows_written = if readonly {
+            0
+        } else {
+            let w =
+                std::mem::take(&mut *self.auth.writes.lock().unwrap_or_else(|e| e.into_inner()));
+            let _internal = self.auth.internal();
+            writes::rows_written(
+                conn,
+                &writes::Counted {
+                    schema: &self.schema,
+                    hooked,
+                    set_columns: &w.set_columns,
+                    changed: total_delta,
+                    target: w.target,
+                },
+            )?
+        };
+        // A scoped connection learns nothing of the database's size, which other tenants'
+        // writes move (README, "Deliberate differences from D1").
+        let size_after = if scoped { 0 } else { self.size_bytes(conn)? };
+        let schema_changed = match schema_before {
+            Some(before) => self.schema_version(conn)? != before,
+            None => false,
+        };
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        Ok((
+            D1Result {
+                results,
+                success: true,
+                meta: Meta {
+                    served_by: SERVED_BY.to_owned(),
+                    served_by_region: SERVED_BY_REGION.to_owned(),
+                    served_by_primary: true,
+                    timings: Timings {
+                        sql_duration_ms: elapsed,
+                    },
+                    duration: elapsed,
+                    changes,
+                    last_row_id,
+                    changed_db: changes > 0 || rows_written > 0 || schema_changed,
+                    size_after,
+                    rows_read,
+                    rows_written,
+                    total_attempts: 1,
+                },
+                columns,
             },
-            columns,
-        })
+            readonly,
+        ))
+    }
+
+    /// The database's size in bytes: `page_count * page_size` as this transaction sees it.
+    fn size_bytes(&self, conn: &Connection) -> Result<u64> {
+        let _internal = self.auth.internal();
+        let quoted = crate::sql::quote_ident(&self.schema);
+        let pages: i64 = conn
+            .prepare_cached(&format!("PRAGMA {quoted}.page_count"))?
+            .query_row([], |r| r.get(0))?;
+        let size: i64 = conn
+            .prepare_cached(&format!("PRAGMA {quoted}.page_size"))?
+            .query_row([], |r| r.get(0))?;
+        Ok(u64::try_from(pages.saturating_mul(size)).unwrap_or(0))
+    }
+
+    fn schema_version(&self, conn: &Connection) -> Result<i64> {
+        let _internal = self.auth.internal();
+        let quoted = crate::sql::quote_ident(&self.schema);
+        Ok(conn
+            .prepare_cached(&format!("PRAGMA {quoted}.schema_version"))?
+            .query_row([], |r| r.get(0))?)
     }
 
     fn violation(&self, object: &str) -> Error {
@@ -486,6 +628,9 @@ impl SqlConn {
                 limit: self.budget.limits().max_value_bytes,
             };
         }
+        if let Some(limit) = limit_error(&e, self.budget.limits()) {
+            return limit;
+        }
         // The session's triggers refuse through a typed SQL function (`raised`, above);
         // what is left is SQLite's own error, which must not carry the session's secret.
         if let Some(hook) = self.auth.tenant() {
@@ -496,6 +641,79 @@ impl SqlConn {
         }
         Error::Sql(e)
     }
+}
+
+/// `meta.served_by`: this engine, as D1 names the backend that answered.
+pub(crate) const SERVED_BY: &str = concat!("d1vec-", env!("CARGO_PKG_VERSION"));
+/// `meta.served_by_region`: the local primary has no Cloudflare region.
+pub(crate) const SERVED_BY_REGION: &str = "local";
+
+/// Clears the write log even when a statement fails midway.
+struct StopLog<'a>(&'a SharedWriteLog);
+
+impl Drop for StopLog<'_> {
+    fn drop(&mut self) {
+        WriteLog::finish(self.0);
+    }
+}
+
+/// Sets D1's limits that SQLite enforces itself on a new connection (see
+/// [`D1Limits`]): value and row size, columns, function arguments, LIKE/GLOB pattern
+/// length, and the database's size as `max_page_count`.
+fn apply_limits(conn: &Connection, limits: &D1Limits, schema: &str) -> Result<()> {
+    use rusqlite::limits::Limit;
+    let clamp = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
+    conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, clamp(limits.max_value_bytes))?;
+    conn.set_limit(Limit::SQLITE_LIMIT_COLUMN, clamp(limits.max_columns))?;
+    conn.set_limit(
+        Limit::SQLITE_LIMIT_FUNCTION_ARG,
+        clamp(limits.max_function_args),
+    )?;
+    conn.set_limit(
+        Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH,
+        clamp(limits.max_like_pattern_bytes),
+    )?;
+    let page_size: i64 = conn.query_row(&format!("PRAGMA {schema}.page_size"), [], |r| r.get(0))?;
+    let pages = limits.max_database_bytes / u64::try_from(page_size.max(1)).unwrap_or(4096);
+    // SQLite keeps the larger of this and the current page count.
+    conn.query_row(
+        &format!("PRAGMA {schema}.max_page_count = {}", pages.max(1)),
+        [],
+        |_| Ok(()),
+    )?;
+    Ok(())
+}
+
+/// The typed error for a statement SQLite stopped at one of D1's limits.
+fn limit_error(e: &rusqlite::Error, limits: &D1Limits) -> Option<Error> {
+    let (f, text) = match e {
+        rusqlite::Error::SqliteFailure(f, message) => (f, message.clone().unwrap_or_default()),
+        rusqlite::Error::SqlInputError { error, msg, .. } => (error, msg.clone()),
+        _ => return None,
+    };
+    let as_u64 = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+    let (what, limit) = if f.code == rusqlite::ErrorCode::DiskFull {
+        ("the database's size in bytes", limits.max_database_bytes)
+    } else if text.starts_with("too many columns") {
+        ("columns per table", as_u64(limits.max_columns))
+    } else if text.starts_with("too many arguments on function") {
+        (
+            "arguments per SQL function",
+            as_u64(limits.max_function_args),
+        )
+    } else if text.starts_with("LIKE or GLOB pattern too complex") {
+        (
+            "bytes in a LIKE or GLOB pattern",
+            as_u64(limits.max_like_pattern_bytes),
+        )
+    } else {
+        return None;
+    };
+    Some(Error::D1Limit {
+        what,
+        limit,
+        message: if text.is_empty() { e.to_string() } else { text },
+    })
 }
 
 fn open_flags() -> OpenFlags {

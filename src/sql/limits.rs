@@ -8,6 +8,9 @@
 //! caller gets [`Error::LimitExceeded`] naming the limit. The rows turned into JSON are
 //! counted as they are built ([`D1Limits::max_result_bytes`]), so a result never grows past
 //! its cap in memory.
+//!
+//! Every value comes from D1's limits page (<https://developers.cloudflare.com/d1/platform/limits/>);
+//! `docs/d1-fidelity.md` lists each with how it is enforced and the error it gives.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
@@ -45,8 +48,29 @@ pub struct D1Limits {
     /// The size of one statement's result, counted as the bytes of its JSON text (a BLOB
     /// byte counts as up to four, its JSON shape being an array of numbers). D1: 50 MB.
     pub max_result_bytes: usize,
-    /// The longest string or BLOB (and so row) SQLite may build. D1: 2,000,000 bytes.
+    /// The longest string or BLOB (and so row) SQLite may build, as `SQLITE_LIMIT_LENGTH`
+    /// (SQLite also checks each row's record against it). D1: "Maximum string, BLOB or
+    /// table row size", 2,000,000 bytes.
     pub max_value_bytes: usize,
+    /// The longest SQL statement, in bytes. D1: "Maximum SQL statement length",
+    /// 100,000 bytes.
+    pub max_statement_bytes: usize,
+    /// Bound parameters one statement may declare. D1: "Maximum bound parameters per
+    /// query", 100.
+    pub max_bound_parameters: usize,
+    /// Columns of a table (and of a result, an index, a GROUP BY or ORDER BY list), as
+    /// `SQLITE_LIMIT_COLUMN`. D1: "Maximum number of columns per table", 100.
+    pub max_columns: usize,
+    /// Arguments of one SQL function call, as `SQLITE_LIMIT_FUNCTION_ARG`. D1: "Maximum
+    /// arguments per SQL function", 32.
+    pub max_function_args: usize,
+    /// Bytes of a LIKE or GLOB pattern, as `SQLITE_LIMIT_LIKE_PATTERN_LENGTH`. D1:
+    /// "Maximum characters (bytes) in a LIKE or GLOB pattern", 50 bytes.
+    pub max_like_pattern_bytes: usize,
+    /// The database file's size, enforced as `PRAGMA max_page_count` (the size divided by
+    /// the page size, rounded down). D1: "Maximum database size", 10 GB on Workers Paid
+    /// (read as 10,000,000,000 bytes; the Free plan's is 500 MB).
+    pub max_database_bytes: u64,
 }
 
 impl Default for D1Limits {
@@ -56,6 +80,12 @@ impl Default for D1Limits {
             max_statement_steps: None,
             max_result_bytes: 50_000_000,
             max_value_bytes: 2_000_000,
+            max_statement_bytes: 100_000,
+            max_bound_parameters: 100,
+            max_columns: 100,
+            max_function_args: 32,
+            max_like_pattern_bytes: 50,
+            max_database_bytes: 10_000_000_000,
         }
     }
 }

@@ -23,22 +23,56 @@ pub struct D1Result {
     pub columns: Vec<String>,
 }
 
-/// D1's `meta` object.
+/// D1's `meta` object, every field D1's Worker API documents
+/// (<https://developers.cloudflare.com/d1/worker-api/return-object/>), in its order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
+    /// The backend that answered: `d1vec-<version>`.
+    #[serde(default)]
+    pub served_by: String,
+    /// The region of the instance that ran the statement: always `local`.
+    #[serde(default)]
+    pub served_by_region: String,
+    /// Whether the primary ran the statement: always `true` (one node is the primary).
+    #[serde(default)]
+    pub served_by_primary: bool,
+    /// Durations inside the database.
+    #[serde(default)]
+    pub timings: Timings,
+    /// Wall-clock milliseconds the statement took.
+    pub duration: f64,
     /// Rows inserted, updated or deleted by the statement (0 for reads).
     pub changes: u64,
     /// The rowid of the last row inserted on this connection.
     pub last_row_id: i64,
+    /// Whether the statement changed the database (rows, or the schema).
+    pub changed_db: bool,
+    /// The database's size in bytes after the statement (`page_count * page_size`). A
+    /// tenant session gets 0: the size moves with other tenants' writes.
+    #[serde(default)]
+    pub size_after: u64,
     /// Rows read: rows returned plus rows stepped over by full scans. SQLite does not count
     /// index lookups, so this is a lower bound of D1's figure.
     pub rows_read: u64,
-    /// Rows written (equal to `changes`; index writes are not counted).
+    /// Rows written, counting one more for each index a write changes, as D1 bills
+    /// (see `sql::writes`).
     pub rows_written: u64,
-    /// Wall-clock milliseconds the statement took.
-    pub duration: f64,
-    /// Whether the statement changed the database.
-    pub changed_db: bool,
+    /// Attempts it took to run the call: 2 when a read-first transaction had to start
+    /// again under the write lock (see `SqlConn::run_batch`), else 1.
+    #[serde(default = "one")]
+    pub total_attempts: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `meta.timings`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Milliseconds the SQL ran inside the database (equal to `duration` locally: there
+    /// is no network between caller and database).
+    pub sql_duration_ms: f64,
 }
 
 impl D1Result {

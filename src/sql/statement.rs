@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
+use super::bookmark::SessionState;
 use super::conn::{Bound, SqlConn};
 use super::result::{D1Result, ExecResult, Row};
 use super::split::split_statements;
@@ -20,6 +21,8 @@ use crate::error::{Error, Result};
 pub struct Statement<'s> {
     conn: &'s SqlConn,
     bound: Bound,
+    /// The D1 session it was prepared in, if any.
+    session: Option<&'s SessionState>,
 }
 
 impl<'s> Statement<'s> {
@@ -30,6 +33,14 @@ impl<'s> Statement<'s> {
                 sql: sql.to_owned(),
                 params: Vec::new(),
             },
+            session: None,
+        }
+    }
+
+    pub(crate) fn in_session(conn: &'s SqlConn, sql: &str, session: &'s SessionState) -> Self {
+        Statement {
+            session: Some(session),
+            ..Statement::new(conn, sql)
         }
     }
 
@@ -56,7 +67,9 @@ impl<'s> Statement<'s> {
 
     /// Runs the statement and returns every row with `meta`.
     pub fn all(&self) -> Result<D1Result> {
-        let mut out = self.conn.run_batch(std::slice::from_ref(&self.bound))?;
+        let mut out = self
+            .conn
+            .run_batch_in(std::slice::from_ref(&self.bound), self.session)?;
         out.pop()
             .ok_or_else(|| Error::invalid("SQL", "the statement produced no result"))
     }
@@ -119,6 +132,15 @@ impl<'s> Statement<'s> {
 
 /// Runs statements prepared on `conn` in one transaction.
 pub(crate) fn batch(conn: &SqlConn, stmts: &[Statement<'_>]) -> Result<Vec<D1Result>> {
+    batch_in(conn, stmts, None)
+}
+
+/// Runs statements prepared on `conn` in one transaction, in `session` if given.
+pub(crate) fn batch_in(
+    conn: &SqlConn,
+    stmts: &[Statement<'_>],
+    session: Option<&SessionState>,
+) -> Result<Vec<D1Result>> {
     if let Some(foreign) = stmts.iter().find(|s| !std::ptr::eq(s.conn, conn)) {
         return Err(Error::invalid(
             "batch",
@@ -126,7 +148,7 @@ pub(crate) fn batch(conn: &SqlConn, stmts: &[Statement<'_>]) -> Result<Vec<D1Res
         ));
     }
     let bound: Vec<Bound> = stmts.iter().map(|s| s.bound.clone()).collect();
-    conn.run_batch(&bound)
+    conn.run_batch_in(&bound, session)
 }
 
 /// Splits a script and runs every statement in one transaction; returns each result.

@@ -250,6 +250,25 @@ impl TenantSession {
         statement::exec(&self.conn, script)
     }
 
+    /// Starts a D1 session on this tenant's scope (D1's `withSession`). Its bookmarks count
+    /// this tenant's own commits only, so they reveal nothing of other tenants' writes; a
+    /// bookmark of the database or of another tenant is refused.
+    pub fn with_session(
+        &self,
+        start: impl Into<crate::sql::SessionConstraint>,
+    ) -> Result<crate::sql::D1Session<'_>> {
+        crate::sql::D1Session::start(&self.conn, start.into())
+    }
+
+    /// Refused: D1's `dump()` returns the whole database file, which holds every tenant's
+    /// rows. Always [`Error::TenantViolation`].
+    pub fn dump(&self) -> Result<Vec<u8>> {
+        Err(Error::TenantViolation {
+            tenant: self.tenant.clone(),
+            object: "dump() (the whole database file)".into(),
+        })
+    }
+
     /// Runs a script atomically and returns every statement's result (`d1 execute`).
     pub fn execute(&self, script: &str) -> Result<Vec<D1Result>> {
         statement::execute_script(&self.conn, script)
@@ -265,23 +284,19 @@ impl TenantSession {
         connection_id: &str,
         field: crate::keys::Field,
     ) -> Result<crate::keys::Secret<String>> {
-        self.require_permission("connections.read_secret")?;
+        self.require("connections.read_secret")?;
+        let actor = match self.scope.principal().user() {
+            Some(u) => format!("user:{}", u.user_id),
+            None => format!("tenant:{}", self.tenant),
+        };
         crate::keys::access::open_secret(
             &self.conn,
             &self.shared.keys,
             &self.tenant,
-            &format!("tenant:{}", self.tenant),
+            &actor,
             connection_id,
             field,
         )
-    }
-
-    // INTEGRATION: replace this stub with the policy module's check (the session's
-    // principal must hold `permission`; a denial is a typed error and changes nothing).
-    // The audit actor above (`tenant:<id>`) should then name the user.
-    fn require_permission(&self, permission: &str) -> Result<()> {
-        let _ = permission;
-        Ok(())
     }
 
     /// The vector index `name` as this tenant sees it: on a private index, confined to the
