@@ -150,4 +150,8 @@ pub mod codes {
     pub const DUPLICATE_METADATA_INDEX: u32 = 40039;
     /// d1vec: a write that would take an index past 50,000 namespaces.
     pub const TOO_MANY_NAMESPACES: u32 = 40040;
+    /// d1vec: a write that would take an index past 20,000,000 vectors.
+    pub const TOO_MANY_VECTORS: u32 = 40041;
+    /// d1vec: one upload (a batch read from a file) larger than 100 MB.
+    pub const UPLOAD_TOO_LARGE: u32 = 40042;
 }
