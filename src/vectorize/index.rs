@@ -363,10 +363,10 @@ impl VectorIndex {
         let index_id = self.row.index_id;
         loop {
             let now = delay::now_ms();
+            // On a pooled reader, so that queries do not queue on the admin connection.
             let Some(p) = self
                 .shared
-                .admin
-                .internal(|c| delay::next_due(c, index_id, now))?
+                .read_tx(|tx| Ok(delay::next_due(tx, index_id, now)?))?
             else {
                 return Ok(());
             };
