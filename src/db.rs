@@ -304,12 +304,31 @@ impl Database {
     /// Applies the pending migrations of `migrations` (see [`crate::sql::migrate`]);
     /// returns the names applied.
     pub fn apply_migrations(&self, migrations: &[Migration]) -> Result<Vec<String>> {
-        migrate::apply(&self.shared.admin, migrations)
+        self.apply_migrations_in(migrate::MIGRATIONS_TABLE, migrations)
     }
 
     /// Every migration of `migrations` and when it was applied.
     pub fn migration_status(&self, migrations: &[Migration]) -> Result<Vec<MigrationStatus>> {
-        migrate::list(&self.shared.admin, migrations)
+        self.migration_status_in(migrate::MIGRATIONS_TABLE, migrations)
+    }
+
+    /// [`Database::apply_migrations`], recording them in the bookkeeping table `table`
+    /// (wrangler's `migrations_table`, same shape as `d1_migrations`).
+    pub fn apply_migrations_in(
+        &self,
+        table: &str,
+        migrations: &[Migration],
+    ) -> Result<Vec<String>> {
+        migrate::apply(&self.shared.admin, table, migrations)
+    }
+
+    /// [`Database::migration_status`] as recorded in the bookkeeping table `table`.
+    pub fn migration_status_in(
+        &self,
+        table: &str,
+        migrations: &[Migration],
+    ) -> Result<Vec<MigrationStatus>> {
+        migrate::list(&self.shared.admin, table, migrations)
     }
 
     /// Writes the database as SQL that `wrangler d1 execute --file` accepts; returns the
@@ -398,6 +417,13 @@ impl Database {
     /// Sets the vector engine's tuning knobs (thresholds, `ef`, HNSW parameters).
     pub fn set_vector_options(&self, options: crate::vectorize::EngineOptions) {
         self.shared.vectors.set_options(options);
+    }
+
+    /// Sets the most vectors one index may hold, default Vectorize's 20,000,000
+    /// ([`crate::vectorize::limits::MAX_VECTORS_PER_INDEX`]). A write that would pass it
+    /// fails with error 40043 and changes nothing. Lower it to test the limit.
+    pub fn set_max_vectors_per_index(&self, max: usize) {
+        self.shared.vectors.set_max_vectors(max);
     }
 
     /// Counters of the vector query paths taken so far.

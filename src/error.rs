@@ -124,6 +124,24 @@ pub enum Error {
     /// Writing an export failed.
     #[error(transparent)]
     Export(#[from] crate::sql::export::ExportError),
+    /// A wrangler configuration file could not be read or does not say what was asked.
+    #[error("wrangler config {path}: {reason}")]
+    WranglerConfig {
+        /// The configuration file (or the folder searched when none was found).
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `--remote` was given: d1vec only has the local database.
+    #[error(
+        "--remote is not supported: `{command}` would run against hosted Cloudflare D1, which \
+         d1vec cannot reach. To move local data there, run `d1vec d1 export DB --output \
+         dump.sql`, then `wrangler d1 execute DB --remote --file dump.sql`."
+    )]
+    RemoteRefused {
+        /// The command that was refused (`d1 execute`, `d1 migrations apply`, …).
+        command: &'static str,
+    },
 }
 
 /// Stable numeric codes for the command line's JSON errors (`{"code": N, "error": "..."}`).

@@ -43,6 +43,7 @@ pub mod sql;
 pub mod tenant;
 mod time;
 pub mod vectorize;
+pub mod wrangler;
 
 pub use db::{BundledSetup, Database, DatabaseBuilder};
 pub use error::{Error, ErrorCode, Result};

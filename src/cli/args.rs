@@ -91,10 +91,51 @@ pub enum D1Command {
     Page(PageArgs),
 }
 
+/// wrangler's way of naming a database: `DB` from the wrangler config, and where its local
+/// state lives. Without `DB`, the command works on `--db` as before.
+#[derive(Debug, Args)]
+pub struct WranglerTarget {
+    /// The `binding` or `database_name` of a `d1_databases` entry in the wrangler config
+    /// (`wrangler.json`, `wrangler.jsonc` or `wrangler.toml`, searched upward from the
+    /// current folder). The command then opens the SQLite file `wrangler dev` uses for it
+    /// under `.wrangler/state/v3/d1/`, and ignores `--db`.
+    pub database: Option<String>,
+    /// Use the local database (the default; accepted for wrangler compatibility).
+    #[arg(long, conflicts_with = "remote")]
+    pub local: bool,
+    /// Refused: d1vec cannot reach hosted D1 (the error says how to move data there).
+    #[arg(long)]
+    pub remote: bool,
+    /// Accepted for wrangler compatibility (d1vec never prompts).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// The folder wrangler keeps local state in (its `--persist-to`), relative to the
+    /// current folder; default `.wrangler/state` next to the wrangler config.
+    #[arg(long, env = "D1VEC_PERSIST_TO")]
+    pub persist_to: Option<PathBuf>,
+    /// Use the bindings of this `env.<name>` section of the wrangler config.
+    #[arg(long, short = 'e')]
+    pub env: Option<String>,
+    /// The wrangler config file (default: searched as wrangler does).
+    #[arg(long, short = 'c', env = "D1VEC_WRANGLER_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
 /// `d1 execute`
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
 pub struct ExecuteArgs {
+    /// What to run.
+    #[command(flatten)]
+    pub source: ExecuteSource,
+    /// Which database.
+    #[command(flatten)]
+    pub target: WranglerTarget,
+}
+
+/// `d1 execute`'s SQL: exactly one of `--command` and `--file`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ExecuteSource {
     /// SQL to run.
     #[arg(long)]
     pub command: Option<String>,
@@ -106,9 +147,13 @@ pub struct ExecuteArgs {
 /// Where migrations come from.
 #[derive(Debug, Args)]
 pub struct MigrationsDir {
-    /// A folder of `NNNN_name.sql` files; the bundled 30-table schema when omitted.
+    /// A folder of `NNNN_name.sql` files. Default: with `DB`, the entry's `migrations_dir`
+    /// / `migrations_pattern`; without, the bundled 30-table schema.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Which database.
+    #[command(flatten)]
+    pub target: WranglerTarget,
 }
 
 /// `d1 migrations …`
@@ -131,6 +176,9 @@ pub enum MigrationsCommand {
 /// `d1 export`
 #[derive(Debug, Args)]
 pub struct ExportArgs {
+    /// Which database.
+    #[command(flatten)]
+    pub target: WranglerTarget,
     /// The file to write.
     #[arg(long)]
     pub output: PathBuf,

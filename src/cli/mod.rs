@@ -70,11 +70,16 @@ fn run(cli: Cli) -> Result<Printed> {
         Command::Demo(a) => return demo::run(&a, cli.json, cli.tenant.as_deref()),
         command => Cli { command, ..cli },
     };
+    let wrangler = wrangler_target(&cli.command)?;
+    let path = match &wrangler {
+        Some(w) => w.path.clone(),
+        None => cli.db.clone(),
+    };
     let mut builder = Database::builder();
     if let Some(env) = crate::keys::EnvKey::from_env()? {
         builder.key_provider(std::sync::Arc::new(env));
     }
-    let db = builder.open(&cli.db)?;
+    let db = builder.open(&path)?;
     let tenant = match (cli.tenant.as_deref(), cli.user.as_deref()) {
         (Some(t), Some(u)) => Some(db.tenant(t)?.as_user(u)?),
         (Some(t), None) => Some(db.tenant(t)?),
@@ -84,7 +89,7 @@ fn run(cli: Cli) -> Result<Printed> {
     match cli.command {
         Command::D1 { command } => match command {
             D1Command::Execute(a) => {
-                let script = match (a.command, a.file) {
+                let script = match (a.source.command, a.source.file) {
                     (Some(sql), _) => sql,
                     (None, Some(path)) => {
                         std::fs::read_to_string(&path).map_err(Error::io(&path))?
@@ -103,7 +108,7 @@ fn run(cli: Cli) -> Result<Printed> {
                 if let Some(t) = &tenant {
                     return Err(t.scope().database_admin("migrations"));
                 }
-                migrations(&db, command, cli.json)
+                migrations(&db, wrangler.as_ref(), command, cli.json)
             }
             D1Command::Export(a) => {
                 let opts = ExportOptions {
@@ -235,16 +240,87 @@ impl<S: Session> PageOn for S {
     }
 }
 
-fn migrations(db: &Database, command: MigrationsCommand, json: bool) -> Result<Printed> {
+/// A database named the wrangler way (`DB` argument): its local SQLite file, and its
+/// `d1_databases` entry with the config it came from.
+struct WranglerDb {
+    path: std::path::PathBuf,
+    config: crate::wrangler::WranglerConfig,
+    entry: crate::wrangler::D1Database,
+}
+
+/// The wrangler flags of a D1 command, if it has them.
+fn target_of(command: &Command) -> Option<(&'static str, &args::WranglerTarget)> {
+    let Command::D1 { command } = command else {
+        return None;
+    };
+    Some(match command {
+        D1Command::Execute(a) => ("d1 execute", &a.target),
+        D1Command::Migrations { command } => match command {
+            MigrationsCommand::List(a) => ("d1 migrations list", &a.target),
+            MigrationsCommand::Apply(a) => ("d1 migrations apply", &a.target),
+            MigrationsCommand::Create { .. } => return None,
+        },
+        D1Command::Export(a) => ("d1 export", &a.target),
+        D1Command::Page(_) => return None,
+    })
+}
+
+/// Resolves a D1 command's `DB` argument through the wrangler config, as wrangler does;
+/// refuses `--remote`. `None` when the command names no `DB` (it then uses `--db`).
+fn wrangler_target(command: &Command) -> Result<Option<WranglerDb>> {
+    let Some((name, target)) = target_of(command) else {
+        return Ok(None);
+    };
+    if target.remote {
+        return Err(Error::RemoteRefused { command: name });
+    }
+    let Some(database) = &target.database else {
+        return Ok(None);
+    };
+    let cwd = std::env::current_dir().map_err(Error::io("."))?;
+    let config_path = match &target.config {
+        Some(p) => cwd.join(p),
+        None => crate::wrangler::config::find(&cwd).ok_or_else(|| Error::WranglerConfig {
+            path: cwd.clone(),
+            reason: format!(
+                "`{database}` names a database, but no wrangler.json, wrangler.jsonc or \
+                 wrangler.toml was found here or in a parent folder (use --db PATH for a \
+                 plain database file)"
+            ),
+        })?,
+    };
+    let config = crate::wrangler::WranglerConfig::load(&config_path, target.env.as_deref())?;
+    let entry = config.database(database)?.clone();
+    let root = crate::wrangler::state::persistence_root(
+        target.persist_to.as_deref(),
+        &cwd,
+        Some(&config.path),
+    );
+    let path = crate::wrangler::state::d1_sqlite_path(&root, entry.local_id());
+    Ok(Some(WranglerDb {
+        path,
+        config,
+        entry,
+    }))
+}
+
+fn migrations(
+    db: &Database,
+    wrangler: Option<&WranglerDb>,
+    command: MigrationsCommand,
+    json: bool,
+) -> Result<Printed> {
+    let table = wrangler.map_or(migrate::MIGRATIONS_TABLE, |w| w.entry.migrations_table());
     let source = |dir: Option<std::path::PathBuf>| -> Result<Vec<Migration>> {
-        match dir {
-            Some(d) => migrate::discover(&d),
-            None => Ok(migrate::bundled()),
+        match (dir, wrangler) {
+            (Some(d), _) => migrate::discover(&d),
+            (None, Some(w)) => w.config.migrations(&w.entry),
+            (None, None) => Ok(migrate::bundled()),
         }
     };
     match command {
         MigrationsCommand::List(a) => {
-            let status = db.migration_status(&source(a.dir)?)?;
+            let status = db.migration_status_in(table, &source(a.dir)?)?;
             Ok(if json {
                 Printed::Json(serde_json::to_value(&status)?)
             } else {
@@ -263,9 +339,9 @@ fn migrations(db: &Database, command: MigrationsCommand, json: bool) -> Result<P
         MigrationsCommand::Apply(a) => {
             let setup = match a.dir {
                 // The bundled schema comes with the application's three vector indexes.
-                None => db.apply_bundled()?,
+                None if wrangler.is_none() => db.apply_bundled()?,
                 dir => crate::BundledSetup {
-                    migrations: db.apply_migrations(&source(dir)?)?,
+                    migrations: db.apply_migrations_in(table, &source(dir)?)?,
                     indexes: Vec::new(),
                 },
             };

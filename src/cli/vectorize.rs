@@ -79,6 +79,10 @@ pub enum VectorizeCommand {
         /// The ids (at most 100).
         #[arg(long, num_args = 1.., required = true)]
         ids: Vec<String>,
+        /// Make the delete visible to queries only after this delay (e.g. `2s`), as hosted
+        /// Vectorize does; see the README.
+        #[arg(long, env = "D1VEC_VISIBILITY_DELAY", value_parser = humantime::parse_duration)]
+        visibility_delay: Option<std::time::Duration>,
     },
     /// List vector ids, a page at a time.
     ListVectors {
@@ -138,12 +142,17 @@ pub struct IngestArgs {
     /// The NDJSON file: one `{"id", "values", "namespace"?, "metadata"?}` per line.
     #[arg(long)]
     pub file: PathBuf,
-    /// Vectors per batch (each batch is one transaction), at most 5000.
-    #[arg(long, default_value_t = 1000)]
+    /// Vectors per batch (each batch is one transaction, as each is one upload to
+    /// Vectorize), at most 5000; each batch must stay within 100 MB.
+    #[arg(long, default_value_t = crate::vectorize::limits::DEFAULT_FILE_BATCH)]
     pub batch_size: usize,
     /// What to do with a line that is not a valid vector: stop with an error, or skip it.
     #[arg(long, value_enum, default_value = "error")]
     pub unparsable_behavior: UnparsableArg,
+    /// Make the writes visible to queries only after this delay (e.g. `2s`), as hosted
+    /// Vectorize does; see the README.
+    #[arg(long, env = "D1VEC_VISIBILITY_DELAY", value_parser = humantime::parse_duration)]
+    pub visibility_delay: Option<std::time::Duration>,
 }
 
 /// `query`
@@ -241,6 +250,16 @@ fn open(db: &Database, tenant: Option<&TenantSession>, name: &str) -> Result<Vec
     match tenant {
         Some(t) => t.vectorize(name),
         None => db.vectorize(name),
+    }
+}
+
+/// The index handle with the `--visibility-delay` given, if any.
+fn delayed(index: VectorIndex, delay: Option<std::time::Duration>) -> VectorIndex {
+    match delay {
+        Some(d) => {
+            index.with_options(crate::vectorize::IndexOptions::default().with_visibility_delay(d))
+        }
+        None => index,
     }
 }
 
@@ -343,8 +362,18 @@ pub fn run(
                 format!("Deleted index {name}")
             })
         }
-        C::Insert(a) => ingest(&open(db, tenant, &a.name)?, &a, false, json)?,
-        C::Upsert(a) => ingest(&open(db, tenant, &a.name)?, &a, true, json)?,
+        C::Insert(a) => ingest(
+            &delayed(open(db, tenant, &a.name)?, a.visibility_delay),
+            &a,
+            false,
+            json,
+        )?,
+        C::Upsert(a) => ingest(
+            &delayed(open(db, tenant, &a.name)?, a.visibility_delay),
+            &a,
+            true,
+            json,
+        )?,
         C::Query(a) => {
             let index = open(db, tenant, &a.name)?;
             let mut options = QueryOptions::new()
@@ -386,8 +415,12 @@ pub fn run(
                 }
             })
         }
-        C::DeleteVectors { name, ids } => {
-            let m = open(db, tenant, &name)?.delete_by_ids(&ids)?;
+        C::DeleteVectors {
+            name,
+            ids,
+            visibility_delay,
+        } => {
+            let m = delayed(open(db, tenant, &name)?, visibility_delay).delete_by_ids(&ids)?;
             both(json, serde_json::to_value(&m)?, |v| {
                 format!("Deleted; mutation {}", text_of(&v["mutationId"]))
             })

@@ -73,7 +73,6 @@ pub(crate) const NON_D1_FUNCTIONS: &[&str] = &[
 /// Eponymous virtual tables of the bundled SQLite that D1 does not document.
 pub(crate) const NON_D1_TABLES: &[&str] = &["dbstat"];
 
-
 /// Why the authorizer refused a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Denial {

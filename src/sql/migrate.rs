@@ -115,10 +115,11 @@ pub fn create(dir: &Path, message: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn ensure_table(conn: &SqlConn) -> Result<()> {
+fn ensure_table(conn: &SqlConn, table: &str) -> Result<()> {
+    let table = crate::sql::quote_ident(table);
     conn.internal(|c| {
         c.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS \"{MIGRATIONS_TABLE}\"(
+            "CREATE TABLE IF NOT EXISTS {table}(
                 id         INTEGER PRIMARY KEY AUTOINCREMENT,
                 name       TEXT UNIQUE,
                 applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL
@@ -127,12 +128,18 @@ fn ensure_table(conn: &SqlConn) -> Result<()> {
     })
 }
 
-/// Every migration of `migrations` with its applied time, in order.
-pub(crate) fn list(conn: &SqlConn, migrations: &[Migration]) -> Result<Vec<MigrationStatus>> {
-    ensure_table(conn)?;
+/// Every migration of `migrations` with its applied time, in order, as recorded in the
+/// bookkeeping table `table` (wrangler's `migrations_table`; created if missing).
+pub(crate) fn list(
+    conn: &SqlConn,
+    table: &str,
+    migrations: &[Migration],
+) -> Result<Vec<MigrationStatus>> {
+    ensure_table(conn, table)?;
+    let quoted = crate::sql::quote_ident(table);
     let applied = conn.internal(|c| {
         let mut stmt = c.prepare(&format!(
-            "SELECT name, applied_at FROM \"{MIGRATIONS_TABLE}\" ORDER BY id"
+            "SELECT name, applied_at FROM {quoted} ORDER BY id"
         ))?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         rows.collect::<rusqlite::Result<std::collections::HashMap<_, _>>>()
@@ -146,10 +153,12 @@ pub(crate) fn list(conn: &SqlConn, migrations: &[Migration]) -> Result<Vec<Migra
         .collect())
 }
 
-/// Applies the pending migrations of `migrations`, in order; returns the names applied.
-pub(crate) fn apply(conn: &SqlConn, migrations: &[Migration]) -> Result<Vec<String>> {
+/// Applies the pending migrations of `migrations`, in order, recording them in `table`;
+/// returns the names applied.
+pub(crate) fn apply(conn: &SqlConn, table: &str, migrations: &[Migration]) -> Result<Vec<String>> {
+    let quoted = crate::sql::quote_ident(table);
     let mut done = Vec::new();
-    for status in list(conn, migrations)? {
+    for status in list(conn, table, migrations)? {
         if status.applied_at.is_some() {
             continue;
         }
@@ -169,7 +178,7 @@ pub(crate) fn apply(conn: &SqlConn, migrations: &[Migration]) -> Result<Vec<Stri
             })
             .collect();
         stmts.push(Bound {
-            sql: format!("INSERT INTO \"{MIGRATIONS_TABLE}\" (name) VALUES (?1)"),
+            sql: format!("INSERT INTO {quoted} (name) VALUES (?1)"),
             params: vec![m.name.clone().into()],
         });
         conn.run_batch(&stmts).map_err(wrap)?;

@@ -90,6 +90,8 @@ pub(crate) struct Engine {
     /// looked ([`Engine::highest_sealed_vid`]); raised by this process's seals.
     sealed_high: Mutex<HashMap<i64, u64>>,
     counters: Counters,
+    /// The most vectors one index may hold (see [`Engine::max_vectors`]).
+    max_vectors: std::sync::atomic::AtomicUsize,
 }
 
 /// One index's in-memory state.
@@ -156,7 +158,18 @@ impl Engine {
             files: Mutex::new(()),
             sealed_high: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            max_vectors: std::sync::atomic::AtomicUsize::new(super::limits::MAX_VECTORS_PER_INDEX),
         }
+    }
+
+    /// The most vectors one index may hold (default Vectorize's 20,000,000).
+    pub fn max_vectors(&self) -> usize {
+        self.max_vectors.load(Ordering::Relaxed)
+    }
+
+    /// Sets [`Engine::max_vectors`].
+    pub fn set_max_vectors(&self, max: usize) {
+        self.max_vectors.store(max, Ordering::Relaxed);
     }
 
     pub fn options(&self) -> EngineOptions {

@@ -153,4 +153,8 @@ pub mod codes {
     /// Rate limited: the service's "Too Many Requests"; d1vec raises it when a tenant's
     /// quota bucket is empty (`tenant::quota`).
     pub const TOO_MANY_REQUESTS: u32 = 40041;
+    /// d1vec's own code (Cloudflare documents none): a write that would take an index past 20,000,000 vectors.
+    pub const TOO_MANY_VECTORS: u32 = 40043;
+    /// d1vec's own code (Cloudflare documents none): one upload (a batch read from a file) larger than 100 MB.
+    pub const UPLOAD_TOO_LARGE: u32 = 40044;
 }

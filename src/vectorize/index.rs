@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
+use super::delay::{self, IndexOptions, Pending};
 use super::engine::{prepare, Change, IndexState, Stats};
 use super::error::{codes, VectorizeError};
 use super::filter::eval::{indexed_value, IndexType, Indexed};
@@ -51,6 +52,39 @@ pub(crate) enum Caller {
     Scoped(Arc<dyn VectorScope>),
 }
 
+/// The scope a delayed write is applied under: the tenant that queued it. Its scope's
+/// checks (permission, quota, shared-index refusal) ran when the write was queued; applying
+/// it later keeps the one rule the data itself needs, the tenant's namespace on a private
+/// index.
+#[derive(Debug)]
+struct QueuedWrite {
+    tenant: String,
+}
+
+impl VectorScope for QueuedWrite {
+    fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    fn namespace(&self, scope: Scope) -> Option<&str> {
+        match scope {
+            Scope::Private => Some(&self.tenant),
+            Scope::Shared => None,
+        }
+    }
+
+    fn check(&self, action: VectorAction<'_>, index: &str, scope: Scope) -> Result<()> {
+        match action {
+            VectorAction::Read => Ok(()),
+            VectorAction::Write if scope == Scope::Private => Ok(()),
+            _ => Err(Error::TenantViolation {
+                tenant: self.tenant.clone(),
+                object: format!("a queued write to index `{index}`"),
+            }),
+        }
+    }
+}
+
 impl Caller {
     /// Whether the caller is confined to a scope.
     pub(crate) fn is_scoped(&self) -> bool {
@@ -66,6 +100,7 @@ pub struct VectorIndex {
     shared: Arc<Shared>,
     row: IndexRow,
     caller: Caller,
+    options: IndexOptions,
 }
 
 fn verr(code: u32, message: impl Into<String>) -> Error {
@@ -86,6 +121,7 @@ impl VectorIndex {
             shared,
             row,
             caller,
+            options: IndexOptions::default(),
         })
     }
 
@@ -102,7 +138,20 @@ impl VectorIndex {
             shared,
             row,
             caller,
+            options: IndexOptions::default(),
         })
+    }
+
+    /// This handle with `options` (see [`IndexOptions`]): e.g. a visibility delay for the
+    /// writes made through it.
+    pub fn with_options(mut self, options: IndexOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// This handle's options.
+    pub fn options(&self) -> IndexOptions {
+        self.options
     }
 
     /// The index's name.
@@ -285,9 +334,20 @@ impl VectorIndex {
     }
 
     fn write(&self, vectors: &[Vector], upsert: bool, max_batch: usize) -> Result<MutationResult> {
+        self.drain_due()?;
         self.check_write()?;
         limits::check_batch(vectors.len(), max_batch)?;
-        // Validate everything first: one bad vector rejects the whole batch.
+        let accepted = self.validate_batch(vectors, upsert)?;
+        let kind = if upsert { "upsert" } else { "insert" };
+        if let Some(queued) = self.maybe_enqueue(kind, || Ok(serde_json::to_string(vectors)?))? {
+            return Ok(queued);
+        }
+        self.apply_write(accepted, upsert, None)
+    }
+
+    /// Validates a batch for this caller (one bad vector rejects it all) and drops batch
+    /// duplicates: insert keeps the first occurrence of an id, upsert the last.
+    fn validate_batch(&self, vectors: &[Vector], upsert: bool) -> Result<Vec<StoredVector>> {
         let mut accepted: Vec<StoredVector> = Vec::with_capacity(vectors.len());
         for v in vectors {
             limits::validate_id(&v.id)?;
@@ -333,7 +393,94 @@ impl VectorIndex {
         } else {
             accepted.retain(|v| first_seen(v));
         }
-        let mid = mutation_id();
+        Ok(accepted)
+    }
+
+    /// Queues a write when this handle has a visibility delay or earlier writes are still
+    /// queued (a write never overtakes one made before it); `None` when it is to be applied
+    /// now.
+    fn maybe_enqueue(
+        &self,
+        kind: &str,
+        payload: impl FnOnce() -> Result<String>,
+    ) -> Result<Option<MutationResult>> {
+        let wait = self.options.visibility_delay;
+        let index_id = self.row.index_id;
+        if wait.is_zero()
+            && !self
+                .shared
+                .admin
+                .internal(|c| delay::has_pending(c, index_id))?
+        {
+            return Ok(None);
+        }
+        let pending = Pending {
+            pending_id: 0,
+            mutation_id: mutation_id(),
+            kind: kind.to_owned(),
+            tenant: self.tenant().map(str::to_owned),
+            payload: payload()?,
+        };
+        self.write_tx(|tx, row| Ok(delay::enqueue(tx, row.index_id, wait, &pending)?))?;
+        Ok(Some(MutationResult {
+            mutation_id: pending.mutation_id,
+        }))
+    }
+
+    /// Applies the queued writes that are due, oldest first (see [`super::delay`]).
+    fn drain_due(&self) -> Result<()> {
+        let index_id = self.row.index_id;
+        loop {
+            let now = delay::now_ms();
+            // On a pooled reader, so that queries do not queue on the admin connection.
+            let Some(p) = self
+                .shared
+                .read_tx(|tx| Ok(delay::next_due(tx, index_id, now)?))?
+            else {
+                return Ok(());
+            };
+            // Applied as the caller that queued it, so its namespace rules hold.
+            let applier = VectorIndex {
+                shared: Arc::clone(&self.shared),
+                row: self.row.clone(),
+                caller: p.tenant.clone().map_or(Caller::Admin, |t| {
+                    Caller::Scoped(Arc::new(QueuedWrite { tenant: t }))
+                }),
+                options: IndexOptions::default(),
+            };
+            match applier.apply_pending(&p) {
+                Ok(()) => {}
+                Err(e) if delay::is_already_applied(&e) => {}
+                Err(_) => self
+                    .shared
+                    .admin
+                    .internal(|c| delay::drop_failed(c, p.pending_id))?,
+            }
+        }
+    }
+
+    fn apply_pending(&self, p: &Pending) -> Result<()> {
+        if p.kind == "delete" {
+            let ids: Vec<String> = serde_json::from_str(&p.payload)?;
+            self.apply_delete(&ids, Some(p))?;
+        } else {
+            let upsert = p.kind == "upsert";
+            let vectors: Vec<Vector> = serde_json::from_str(&p.payload)?;
+            let accepted = self.validate_batch(&vectors, upsert)?;
+            self.apply_write(accepted, upsert, Some(p))?;
+        }
+        Ok(())
+    }
+
+    /// Stores a validated batch in one transaction (removing its queue entry when it was
+    /// queued, with the mutation id given then) and brings the in-memory state along.
+    fn apply_write(
+        &self,
+        accepted: Vec<StoredVector>,
+        upsert: bool,
+        pending: Option<&Pending>,
+    ) -> Result<MutationResult> {
+        let mid = pending.map_or_else(mutation_id, |p| p.mutation_id.clone());
         let now = crate::time::now_iso();
         let kind = if upsert { "upsert" } else { "insert" };
         let forced = self.forced_namespace();
@@ -342,7 +489,13 @@ impl VectorIndex {
             .filter_map(|v| v.namespace.as_deref())
             .collect();
         let sealed_high = self.shared.vectors.highest_sealed_vid(self.row.index_id);
+        let max_vectors = self.shared.vectors.max_vectors();
         let (row, (from_seq, seq, removed, added)) = self.write_tx(|tx, row| {
+            if let Some(p) = pending {
+                if !delay::take(tx, p.pending_id)? {
+                    return Err(delay::already_applied());
+                }
+            }
             store::raise_next_vid(tx, row.index_id, sealed_high.saturating_add(1))?;
             // Whether the batch brings a namespace the index does not hold yet.
             let mut new_namespace = false;
@@ -372,6 +525,17 @@ impl VectorIndex {
                 store::insert_vector(tx, row.index_id, vid, v, space, seq, &meta_indexes)?;
                 touched.extend(v.namespace.clone());
                 added.push((at, vid));
+            }
+            // Vids are unique and start at 1, so the highest one bounds the vector count:
+            // only an index that could be over the limit pays for an exact count.
+            let highest = added.last().map_or(0, |&(_, vid)| vid);
+            if usize::try_from(highest).unwrap_or(usize::MAX) > max_vectors {
+                let count = store::count_vectors(tx, row.index_id)?;
+                limits::check_vector_count(
+                    &row.name,
+                    usize::try_from(count).unwrap_or(usize::MAX),
+                    max_vectors,
+                )?;
             }
             if new_namespace
                 && store::count_namespaces(tx, row.index_id, limits::MAX_NAMESPACES)?
@@ -413,6 +577,7 @@ impl VectorIndex {
 
     /// The `topK` nearest vectors to `vector` that pass the options' namespace and filter.
     pub fn query(&self, vector: &[f64], options: &QueryOptions) -> Result<Matches> {
+        self.drain_due()?;
         let values = limits::validate_query_vector(vector, self.row.dimensions, self.row.metric)?;
         self.query_prepared(&values, options)
     }
@@ -441,6 +606,7 @@ impl VectorIndex {
     /// or, without one, wherever it is; an id held in several namespaces then needs the
     /// option (error 40032 listing them).
     pub fn query_by_id(&self, id: &str, options: &QueryOptions) -> Result<Matches> {
+        self.drain_due()?;
         let found = self.shared.read_tx(|tx| {
             match (self.row.scope, self.tenant(), options.namespace.as_deref()) {
                 (Scope::Private, None, Some(ns)) => {
@@ -594,6 +760,7 @@ impl VectorIndex {
     /// finds only its own namespace's vectors; the admin surface finds an id in every
     /// namespace that holds it (by namespace).
     pub fn get_by_ids(&self, ids: &[String]) -> Result<Vec<Vector>> {
+        self.drain_due()?;
         limits::check_get_ids(ids.len())?;
         self.check(VectorAction::Read)?;
         let mut seen = HashSet::new();
@@ -621,12 +788,25 @@ impl VectorIndex {
     /// tenant deletes only in its own namespace; the admin surface deletes the id in every
     /// namespace that holds it.
     pub fn delete_by_ids(&self, ids: &[String]) -> Result<MutationResult> {
+        self.drain_due()?;
         self.check_write()?;
         limits::check_delete_ids(ids.len())?;
-        let mid = mutation_id();
+        if let Some(queued) = self.maybe_enqueue("delete", || Ok(serde_json::to_string(ids)?))? {
+            return Ok(queued);
+        }
+        self.apply_delete(ids, None)
+    }
+
+    fn apply_delete(&self, ids: &[String], pending: Option<&Pending>) -> Result<MutationResult> {
+        let mid = pending.map_or_else(mutation_id, |p| p.mutation_id.clone());
         let now = crate::time::now_iso();
         let forced = self.forced_namespace();
         let (row, (from_seq, seq, removed)) = self.write_tx(|tx, row| {
+            if let Some(p) = pending {
+                if !delay::take(tx, p.pending_id)? {
+                    return Err(delay::already_applied());
+                }
+            }
             let seq = store::next_mutation(tx, row.index_id, "delete", &mid, &now)?;
             let mut touched: BTreeSet<String> = forced.map(str::to_owned).into_iter().collect();
             let mut removed: Vec<(u64, Option<String>)> = Vec::new();
@@ -664,6 +844,7 @@ impl VectorIndex {
     /// made, or an admin write or delete of vectors in it), `null` before any. Other
     /// tenants' writes never move them.
     pub fn describe(&self) -> Result<IndexInfo> {
+        self.drain_due()?;
         self.shared.read_tx(|tx| {
             let row = self.current_row(tx)?;
             let (vector_count, last) = match self.forced_namespace() {
@@ -679,6 +860,7 @@ impl VectorIndex {
             let (mutation, at) = last.unzip();
             Ok(IndexInfo {
                 dimensions: row.dimensions,
+                metric: row.metric,
                 vector_count,
                 processed_up_to_datetime: at,
                 processed_up_to_mutation: mutation,
@@ -698,6 +880,7 @@ impl VectorIndex {
         count: Option<usize>,
         cursor: Option<&str>,
     ) -> Result<ListVectorsResponse> {
+        self.drain_due()?;
         super::list::list_vectors(
             &self.shared,
             &self.row,

@@ -38,6 +38,15 @@ pub const MAX_METADATA_INDEXES: usize = 10;
 pub const MAX_NAMESPACES: usize = 50_000;
 /// The longest index name, in bytes.
 pub const MAX_INDEX_NAME_BYTES: usize = 64;
+/// The most vectors one index may hold (Workers Paid).
+pub const MAX_VECTORS_PER_INDEX: usize = 20_000_000;
+/// The largest upload, in bytes: Cloudflare documents "100 MB"; d1vec reads it as decimal
+/// megabytes (the stricter reading), and applies it to each batch read from a file, since
+/// wrangler uploads each batch as one request.
+pub const MAX_UPLOAD_BYTES: usize = 100_000_000;
+/// The default `--batch-size` of `vectorize insert`/`upsert` (Cloudflare's documented
+/// default; see vectorize.md's decisions for wrangler's source disagreeing).
+pub const DEFAULT_FILE_BATCH: usize = 5000;
 /// The most ids one list-vectors page may hold.
 pub const MAX_LIST_COUNT: usize = 1000;
 /// The ids per list-vectors page when no count is given.
@@ -371,6 +380,32 @@ pub fn check_batch(n: usize, max: usize) -> Result<(), VectorizeError> {
             format!("too many vectors in one batch; max is {max}, got {n}"),
         ))
     }
+}
+
+/// Checks that an index holding `count` vectors is within `max` (normally
+/// [`MAX_VECTORS_PER_INDEX`]). Error code 40043, naming the index, the limit and the count.
+pub fn check_vector_count(index: &str, count: usize, max: usize) -> Result<(), VectorizeError> {
+    if count <= max {
+        Ok(())
+    } else {
+        Err(VectorizeError::new(
+            codes::TOO_MANY_VECTORS,
+            format!(
+                "index `{index}` would hold {count} vectors; an index holds at most {max} vectors"
+            ),
+        ))
+    }
+}
+
+/// The error for an upload of `got` bytes (so far, at line `line_no`) past `max`. Code 40044.
+pub fn upload_too_large(max: usize, got: usize, line_no: usize) -> VectorizeError {
+    VectorizeError::new(
+        codes::UPLOAD_TOO_LARGE,
+        format!(
+            "upload too large: the batch reaches {got} bytes at line {line_no}; max is {max} \
+             bytes per upload (use a smaller --batch-size)"
+        ),
+    )
 }
 
 /// Checks a list-vectors page size (1 to 1000; `None` gives 100). Error code 40026.

@@ -192,6 +192,7 @@ pub(crate) fn delete_index(shared: &Shared, name: &str) -> Result<()> {
         shared.admin.internal_tx(|tx| {
             let row = store::index_by_name(tx, name)?.ok_or_else(|| not_found(name))?;
             store::delete_index(tx, row.index_id)?;
+            super::delay::forget_index(tx, row.index_id)?;
             shared.vectors.remove_files(row.index_id)
         })
     })

@@ -6,6 +6,7 @@
 //! it. See [`VectorIndex`] for the API and `docs/format.md` for the files.
 
 mod candidates;
+pub mod delay;
 pub mod engine;
 pub mod error;
 pub mod filter;
@@ -18,6 +19,7 @@ pub mod sql_function;
 pub mod store;
 pub mod types;
 
+pub use delay::IndexOptions;
 pub use engine::{EngineOptions, Stats};
 pub use error::VectorizeError;
 pub use index::{MetadataIndexCreated, VectorIndex};

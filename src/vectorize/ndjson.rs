@@ -42,6 +42,10 @@ pub struct NdjsonReader<R: BufRead> {
     discarded: usize,
     done: bool,
     line: Vec<u8>,
+    /// Bytes of the last line read, line ending included.
+    line_bytes: usize,
+    /// The most bytes one batch may span (Vectorize's upload limit: one batch is one upload).
+    max_batch_bytes: usize,
 }
 
 /// A reader of `input` yielding batches of at most `batch_size` vectors (0 counts as 1).
@@ -54,6 +58,8 @@ pub fn reader<R: BufRead>(input: R, batch_size: usize, unparsable: Unparsable) -
         discarded: 0,
         done: false,
         line: Vec::new(),
+        line_bytes: 0,
+        max_batch_bytes: super::limits::MAX_UPLOAD_BYTES,
     }
 }
 
@@ -68,6 +74,14 @@ enum Line {
 }
 
 impl<R: BufRead> NdjsonReader<R> {
+    /// Lowers (or raises) the most bytes one batch may span, default
+    /// [`super::limits::MAX_UPLOAD_BYTES`]; a batch past it ends the reader with error
+    /// 40044 (tests use a small value rather than a 100 MB file).
+    pub fn with_max_batch_bytes(mut self, max: usize) -> Self {
+        self.max_batch_bytes = max;
+        self
+    }
+
     /// How many unparsable lines were skipped so far (with [`Unparsable::Discard`]).
     pub fn discarded(&self) -> usize {
         self.discarded
@@ -85,6 +99,7 @@ impl<R: BufRead> NdjsonReader<R> {
         let n = (&mut self.input)
             .take(limit)
             .read_until(b'\n', &mut self.line)?;
+        self.line_bytes = n;
         if n == 0 {
             return Ok(Line::End);
         }
@@ -115,6 +130,7 @@ impl<R: BufRead> NdjsonReader<R> {
                 }
             }
             self.line.clear();
+            self.line_bytes = total;
             return Ok(Line::TooLong(total));
         } else if self.line.last() == Some(&b'\r') {
             // A final line ending in a lone CR.
@@ -148,9 +164,20 @@ impl<R: BufRead> Iterator for NdjsonReader<R> {
             return None;
         }
         let mut batch = Vec::new();
+        let mut batch_bytes = 0usize;
         while batch.len() < self.batch_size {
             let line_no = self.lines_read + 1;
-            let problem = match self.read_line() {
+            let line = self.read_line();
+            batch_bytes = batch_bytes.saturating_add(self.line_bytes);
+            if batch_bytes > self.max_batch_bytes {
+                self.done = true;
+                return Some(Err(super::limits::upload_too_large(
+                    self.max_batch_bytes,
+                    batch_bytes,
+                    line_no,
+                )));
+            }
+            let problem = match line {
                 Err(e) => return self.fail(format!("reading line {line_no}: {e}")),
                 Ok(Line::End) => {
                     self.done = true;

@@ -449,13 +449,17 @@ pub struct MutationResult {
     pub mutation_id: String,
 }
 
-/// `describe()` / REST `info`: `{dimensions, vectorCount, processedUpToDatetime,
-/// processedUpToMutation}` (the last two `null` before any mutation). No metric, as in V2.
+/// `describe()` / REST `info`: `{dimensions, metric, vectorCount, processedUpToDatetime,
+/// processedUpToMutation}` (the last two `null` before any mutation). The Workers binding
+/// documents `metric` in `describe()`'s result and the REST `info` example omits it; d1vec
+/// includes it (docs/vectorize.md, "Decisions").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IndexInfo {
     /// The index's dimensions.
     pub dimensions: usize,
+    /// The index's distance metric.
+    pub metric: Metric,
     /// How many vectors it holds.
     pub vector_count: u64,
     /// When the last applied mutation was applied (ISO-8601).

@@ -595,10 +595,8 @@ fn describe_reports_count_and_last_mutation() {
         Some(m2.as_str())
     );
     let body = serde_json::to_value(ix.describe().unwrap()).unwrap();
-    assert!(
-        body.get("metric").is_none(),
-        "no metric field in describe()"
-    );
+    // Issue 12: describe() carries the metric (docs/vectorize.md, "Decisions").
+    assert_eq!(body["metric"], "cosine", "describe() names the metric");
     assert!(body["processedUpToDatetime"].is_string());
 }
 

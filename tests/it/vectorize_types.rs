@@ -470,13 +470,14 @@ fn json_field_names() {
     );
     let info = IndexInfo {
         dimensions: 3,
+        metric: Metric::Cosine,
         vector_count: 7,
         processed_up_to_datetime: None,
         processed_up_to_mutation: None,
     };
     assert_eq!(
         serde_json::to_value(&info).unwrap(),
-        json!({"dimensions": 3, "vectorCount": 7, "processedUpToDatetime": null,
+        json!({"dimensions": 3, "metric": "cosine", "vectorCount": 7, "processedUpToDatetime": null,
                "processedUpToMutation": null})
     );
     let info = IndexInfo {
@@ -486,7 +487,7 @@ fn json_field_names() {
     };
     assert_eq!(
         serde_json::to_value(&info).unwrap(),
-        json!({"dimensions": 3, "vectorCount": 7,
+        json!({"dimensions": 3, "metric": "cosine", "vectorCount": 7,
                "processedUpToDatetime": "2024-07-19T13:11:44.064Z",
                "processedUpToMutation": "7f11d6e5-d126-4f76-936e-fbfec079e0be"})
     );
