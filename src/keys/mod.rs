@@ -60,8 +60,11 @@ impl Field {
 pub(crate) struct KeyRing {
     provider: Arc<dyn KeyProvider>,
     masters: Mutex<Option<MasterKeys>>,
-    cache: Mutex<HashMap<(String, u32), (Vec<u8>, KeyBytes)>>,
+    cache: Mutex<HashMap<(String, u32), CachedKey>>,
 }
+
+/// An unwrapped data key and the wrapped bytes it came from.
+type CachedKey = (Vec<u8>, KeyBytes);
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

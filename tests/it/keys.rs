@@ -52,34 +52,49 @@ fn insert_sql(tenant: Option<&str>, id: &str, platform: &str) -> String {
 }
 
 /// Where the canary was found, if anywhere: every file under `dir`, searched for the
-/// marker raw and in hex.
+/// marker raw and in hex. The files are read by `grep` in a child process: this process
+/// holds the database open, and opening and closing one of its files here would drop
+/// SQLite's POSIX locks on it (see sqlite.org, "How To Corrupt An SQLite Database File",
+/// section 2.2).
 fn scan_folder(dir: &Path) -> Vec<String> {
-    let needles = [
-        MARK.as_bytes().to_vec(),
-        hex(MARK.as_bytes()).into_bytes(),
-        hex(MARK.as_bytes()).to_uppercase().into_bytes(),
-    ];
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
     let mut files = 0;
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-                continue;
-            }
-            files += 1;
-            let bytes = std::fs::read(&path).unwrap();
-            for n in &needles {
-                if bytes.windows(n.len()).any(|w| w == n.as_slice()) {
-                    found.push(path.display().to_string());
-                }
+            } else {
+                files += 1;
             }
         }
     }
     assert!(files >= 3, "the scan saw only {files} files");
-    found
+    let hex_mark = hex(MARK.as_bytes());
+    let out = Command::new("grep")
+        .args([
+            "-r",
+            "-l",
+            "-a",
+            "-F",
+            "-e",
+            MARK,
+            "-e",
+            &hex_mark,
+            "-e",
+            &hex_mark.to_uppercase(),
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    match out.status.code() {
+        Some(0) => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        Some(1) => Vec::new(),
+        _ => panic!("grep failed: {}", String::from_utf8_lossy(&out.stderr)),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -411,7 +426,15 @@ fn raw(path: &Path, sql: &str) {
 fn ciphertext_swapped_between_rows_fails() {
     let dir = tempfile::tempdir().unwrap();
     let (db, path) = tamper_setup(dir.path());
-    raw(&path, "UPDATE platform_connections SET access_token_ct = (SELECT access_token_ct FROM platform_connections p WHERE p.connection_id = CASE platform_connections.connection_id WHEN 'a1' THEN 'a2' ELSE 'a1' END) WHERE connection_id IN ('a1', 'a2')");
+    let (a1, a2) = (
+        stored(&path, "a1", "access_token_ct"),
+        stored(&path, "a2", "access_token_ct"),
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let put = "UPDATE platform_connections SET access_token_ct = ?1 WHERE connection_id = ?2";
+    conn.execute(put, params![a2, "a1"]).unwrap();
+    conn.execute(put, params![a1, "a2"]).unwrap();
+    drop(conn);
     check_tampered(&db, "t1", "a1", Field::AccessToken);
     check_tampered(&db, "t1", "a2", Field::AccessToken);
     // The untouched column still opens.
@@ -482,10 +505,10 @@ fn changed_key_version_fails() {
     let (db, path) = tamper_setup(dir.path());
     db.rotate_tenant_key("t1").unwrap();
     // Sealed under version 2 now; claim version 1 (which exists, retired).
-    raw(&path, "UPDATE platform_connections SET access_token_ct = X'00000001' || substr(access_token_ct, 5) WHERE connection_id = 'a1'");
+    raw(&path, "UPDATE platform_connections SET access_token_ct = CAST(X'00000001' || substr(access_token_ct, 5) AS BLOB) WHERE connection_id = 'a1'");
     check_tampered(&db, "t1", "a1", Field::AccessToken);
     // A version that does not exist: a missing key.
-    raw(&path, "UPDATE platform_connections SET access_token_ct = X'00000063' || substr(access_token_ct, 5) WHERE connection_id = 'a2'");
+    raw(&path, "UPDATE platform_connections SET access_token_ct = CAST(X'00000063' || substr(access_token_ct, 5) AS BLOB) WHERE connection_id = 'a2'");
     let e = db
         .tenant("t1")
         .unwrap()
@@ -631,7 +654,8 @@ fn rotation_reseals_and_retires() {
     );
     // The master key: a second key in the file, then only it.
     let m = db.rotate_master_key().unwrap();
-    assert_eq!(m.data_keys_rewrapped, 5);
+    // t1: versions 1 and 2; t2: versions 1 and 2.
+    assert_eq!(m.data_keys_rewrapped, 4);
     assert_eq!(m.retired_master_key_ids.len(), 1);
     let file = std::fs::read_to_string(dir.path().join("app.sqlite.key")).unwrap();
     assert_eq!(file.lines().count(), 2, "header and one key");
@@ -724,7 +748,8 @@ fn bad_master_key_variable_is_refused() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("D1VEC_MASTER_KEY"), "{stderr}");
         assert!(!stderr.contains(value), "{stderr}");
-        assert!(stderr.contains("\"code\": 400"), "{stderr}");
+        let err: serde_json::Value = serde_json::from_str(stderr.trim()).unwrap();
+        assert_eq!(err["code"], 400, "{stderr}");
     }
     // A good key: tokens sealed under it, no key file written, and the same key opens them.
     use base64::Engine as _;
