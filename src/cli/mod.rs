@@ -197,6 +197,11 @@ fn run(cli: Cli) -> Result<Printed> {
             Err(Error::invalid("command", "runs without a database"))
         }
         Command::Keys { command } => {
+            // A session (`--tenant`, with or without `--user`) needs the permission for key
+            // operations; the database's own operator (no `--tenant`) holds it.
+            if let Some(t) = &tenant {
+                t.require(crate::tenant::policy::permissions::KEYS_ROTATE)?;
+            }
             let (value, text) = keys::run(&db, cli.tenant.as_deref(), command)?;
             Ok(if cli.json {
                 Printed::Json(value)

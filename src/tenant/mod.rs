@@ -274,6 +274,13 @@ impl TenantSession {
         statement::execute_script(&self.conn, script)
     }
 
+    /// Rotates this tenant's data key (see [`crate::Database::rotate_tenant_key`]) after
+    /// checking the permission `keys.rotate`; a refusal changes nothing.
+    pub fn rotate_key(&self) -> Result<crate::keys::Rotation> {
+        self.require(policy::permissions::KEYS_ROTATE)?;
+        crate::keys::rotate::rotate_tenant(&self.shared, &self.tenant)
+    }
+
     /// Opens a sealed token of one of this tenant's `platform_connections` rows. Checks the
     /// permission `connections.read_secret` and appends an audit row
     /// (`connections.read_secret`, with outcome `success` or `error`) in the same

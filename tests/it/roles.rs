@@ -489,3 +489,62 @@ fn quotas_are_off_by_default() {
         t1.prepare("SELECT 1").all().unwrap();
     }
 }
+
+/// `open_secret` and `rotate_key`, the two key operations a session can call, for every
+/// role: allowed exactly when `role_permissions` grants the permission, and a refusal
+/// changes nothing (no key version, no audit row, the same sealed bytes).
+#[test]
+fn opening_a_token_and_rotating_keys_follow_role_permissions() {
+    use d1vec::keys::Field;
+    let db = seeded();
+    let service = db.tenant("t1").unwrap();
+    service
+        .prepare("INSERT INTO platform_connections (connection_id, platform, handle, access_token_ct) VALUES ('c1', 'linkedin', '@one', ?1)")
+        .bind(["tok-secret-1"])
+        .run()
+        .unwrap();
+    for role in Role::ALL {
+        let session = db.tenant("t1").unwrap().as_user(&user_of(role)).unwrap();
+        let before = snapshot(&db);
+        let opened = session.open_secret("c1", Field::AccessToken);
+        if granted(&db, role, permissions::CONNECTIONS_READ_SECRET) {
+            assert_eq!(opened.unwrap().expose(), "tok-secret-1", "{role:?}");
+        } else {
+            let e = opened.unwrap_err();
+            assert!(
+                matches!(&e, Error::Forbidden { permission, .. } if permission == "connections.read_secret"),
+                "{role:?}: {e}"
+            );
+            assert_eq!(
+                snapshot(&db),
+                before,
+                "{role:?}: a refused open changed the database"
+            );
+        }
+        let before = snapshot(&db);
+        let rotated = session.rotate_key();
+        if granted(&db, role, permissions::KEYS_ROTATE) {
+            rotated.unwrap();
+            assert_ne!(snapshot(&db), before, "{role:?}: rotation changed nothing");
+        } else {
+            let e = rotated.unwrap_err();
+            assert!(
+                matches!(&e, Error::Forbidden { permission, .. } if permission == "keys.rotate"),
+                "{role:?}: {e}"
+            );
+            assert_eq!(
+                snapshot(&db),
+                before,
+                "{role:?}: a refused rotation changed the database"
+            );
+        }
+    }
+    // Whatever was rotated, the service principal still opens the token.
+    assert_eq!(
+        service
+            .open_secret("c1", Field::AccessToken)
+            .unwrap()
+            .expose(),
+        "tok-secret-1"
+    );
+}
