@@ -171,8 +171,6 @@ impl Database {
 
     fn with(location: Location, options: ConnOptions) -> Result<Database> {
         let admin = SqlConn::open(&location, &options)?;
-        // The commit counters that bookmarks name (`sql::bookmark`).
-        admin.internal_tx(|tx| crate::sql::bookmark::ensure(tx))?;
         let vectors = crate::vectorize::engine::Engine::new(location_path(&location));
         let shared = Arc::new(Shared {
             location,
