@@ -222,8 +222,6 @@ impl Database {
         // Seals tokens written through admin SQL (`crate::keys::fields`).
         let seal = crate::keys::fields::AdminSeal::install(&admin, &keys)?;
         admin.set_scope(Box::new(seal));
-        // The commit counters that bookmarks name (`sql::bookmark`).
-        admin.internal_tx(|tx| crate::sql::bookmark::ensure(tx))?;
         let vectors = crate::vectorize::engine::Engine::new(location_path(&location));
         let shared = Arc::new(Shared {
             location,

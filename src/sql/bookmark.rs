@@ -8,7 +8,7 @@
 //!
 //! On one node a commit is named by a counter kept in the database itself, in the table
 //! `d1vec_commits` (one row per scope: `''` for the whole database, `tenant:<id>` for a
-//! tenant's own writes), so it survives reopening and is shared by every process that opens
+//! tenant's own writes; created when the first session starts), so it survives reopening and is shared by every process that opens
 //! the file. Every call that runs a writing statement bumps its counters inside its own
 //! transaction, so the counter and the data commit together. A bookmark is the counter in
 //! 16 hex digits (so bookmarks sort as commits do), a dash, and a 16-hex-digit tag that binds
@@ -27,19 +27,22 @@ use crate::sql::quote_ident;
 /// The table that holds the counters.
 pub(crate) const TABLE: &str = "d1vec_commits";
 
-/// Creates the counter table and the database's id where missing. Run once on open, in a
-/// write transaction. The table is WITHOUT ROWID so that writing it never moves SQLite's
+/// Creates the counter table and the database's id where missing, in a write transaction.
+/// Run when the first session starts: a database that never uses sessions never gets the
+/// table, and writes made before it existed are older than every bookmark, which is all a
+/// bookmark needs. The table is WITHOUT ROWID so that writing it never moves SQLite's
 /// `last_insert_rowid()`, which `meta.last_row_id` reports.
-pub(crate) fn ensure(conn: &Connection) -> Result<()> {
+pub(crate) fn ensure(conn: &Connection, schema: &str) -> Result<()> {
+    let schema = quote_ident(schema);
     conn.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS {TABLE} (
+        "CREATE TABLE IF NOT EXISTS {schema}.{TABLE} (
              scope TEXT PRIMARY KEY,
              seq INTEGER NOT NULL CHECK (seq >= 0),
              id TEXT
          ) WITHOUT ROWID"
     ))?;
     let has: bool = conn.query_row(
-        &format!("SELECT EXISTS (SELECT 1 FROM {TABLE} WHERE scope = '')"),
+        &format!("SELECT EXISTS (SELECT 1 FROM {schema}.{TABLE} WHERE scope = '')"),
         [],
         |r| r.get(0),
     )?;
@@ -47,7 +50,7 @@ pub(crate) fn ensure(conn: &Connection) -> Result<()> {
         let id = crate::tenant::guard::new_secret()
             .map_err(|e| Error::invalid("randomness", e.to_string()))?;
         conn.execute(
-            &format!("INSERT OR IGNORE INTO {TABLE} (scope, seq, id) VALUES ('', 0, ?1)"),
+            &format!("INSERT OR IGNORE INTO {schema}.{TABLE} (scope, seq, id) VALUES ('', 0, ?1)"),
             [id],
         )?;
     }
@@ -63,8 +66,17 @@ pub(crate) fn scope_of(tenant: Option<&str>) -> String {
 }
 
 /// Counts one commit of the current transaction: the database's counter, and the
-/// tenant's when a tenant session wrote.
+/// tenant's when a tenant session wrote. Nothing while no session ever started (no table).
 pub(crate) fn bump(conn: &Connection, schema: &str, tenant: Option<&str>) -> rusqlite::Result<()> {
+    let exists: bool = conn
+        .prepare_cached(&format!(
+            "SELECT EXISTS (SELECT 1 FROM {}.sqlite_schema WHERE type = 'table' AND name = '{TABLE}')",
+            quote_ident(schema)
+        ))?
+        .query_row([], |r| r.get(0))?;
+    if !exists {
+        return Ok(());
+    }
     let sql = format!(
         "INSERT INTO {}.{TABLE} (scope, seq) VALUES (?1, 1)
          ON CONFLICT (scope) DO UPDATE SET seq = seq + 1",
@@ -78,7 +90,8 @@ pub(crate) fn bump(conn: &Connection, schema: &str, tenant: Option<&str>) -> rus
     Ok(())
 }
 
-/// The latest commit of `scope` this transaction sees (0 before the first).
+/// The latest commit of `scope` this transaction sees (0 before the first). The table must
+/// exist (a session started).
 pub(crate) fn current(conn: &Connection, schema: &str, scope: &str) -> rusqlite::Result<u64> {
     let seq: Option<i64> = conn
         .prepare_cached(&format!(

@@ -68,6 +68,7 @@ impl<'s> D1Session<'s> {
     pub(crate) fn start(conn: &'s SqlConn, constraint: SessionConstraint) -> Result<Self> {
         let scope = bookmark::scope_of(conn.tenant());
         let schema = conn.schema().to_owned();
+        conn.internal_tx(|tx| bookmark::ensure(tx, &schema))?;
         let (tag, latest) = conn.internal_with(|c| {
             Ok((
                 bookmark::tag(c, &schema, &scope)?,
