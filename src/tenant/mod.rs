@@ -218,9 +218,10 @@ impl TenantSession {
     }
 
     /// Exporting data: needs [`policy::permissions::DATA_EXPORT`] ([`Error::Forbidden`]
-    /// otherwise). A tenant-scoped export is not built yet, so a session holding the
-    /// permission is then refused the whole-database export with
-    /// [`Error::TenantViolation`]; the admin surface exports ([`crate::Database::export_sql`]).
+    /// otherwise). The file holds every tenant, so a session holding the permission is then
+    /// refused it with [`Error::TenantViolation`]: a tenant's own rows come from
+    /// [`TenantSession::export_data`]; the admin surface exports the file
+    /// ([`crate::Database::export_sql`]).
     pub fn export_sql(
         &self,
         _options: &crate::sql::export::ExportOptions,
@@ -228,6 +229,72 @@ impl TenantSession {
     ) -> Result<u64> {
         self.scope.require(policy::permissions::DATA_EXPORT)?;
         Err(self.scope.database_admin("a whole-database export"))
+    }
+
+    /// GDPR's right of access: every row this tenant owns, as
+    /// `{"tenant_id": …, "tables": {"<table>": [row, …], …}}`, read through this session's
+    /// own scope (so nothing of another tenant can appear). Tables are the tenant-owned ones
+    /// ([`crate::catalog::Access::TenantPrivate`] and `TenantReadOnly`), in name order;
+    /// sealed tokens appear sealed. Needs [`policy::permissions::DATA_EXPORT`].
+    pub fn export_data(&self) -> Result<serde_json::Value> {
+        self.scope.require(policy::permissions::DATA_EXPORT)?;
+        let mut tables = serde_json::Map::new();
+        for table in owned_tables(&self.shared)? {
+            let rows = self
+                .prepare(&format!("SELECT * FROM {}", quote_ident(&table)))
+                .all()?;
+            tables.insert(table, serde_json::Value::from(rows.results));
+        }
+        Ok(serde_json::json!({ "tenant_id": self.tenant, "tables": tables }))
+    }
+
+    /// GDPR's right to erasure: deletes the tenant's vectors from every private index, then
+    /// the tenant's row and, in the same transaction, every row of a tenant-owned table (the
+    /// bundled schema cascades from `tenants`; an application's own tables are cleared by
+    /// `tenant_id`), its data keys included, so a backup's sealed tokens can no longer be
+    /// opened with this database's keys. Needs [`policy::permissions::DATA_ERASE`]; a
+    /// refusal changes nothing. Returns how many rows and vectors were deleted.
+    pub fn erase(self) -> Result<Erasure> {
+        self.scope.require(policy::permissions::DATA_ERASE)?;
+        let mut vectors = 0u64;
+        for description in self.list_indexes()? {
+            let index = self.vectorize(&description.name)?;
+            if index.scope() != crate::vectorize::Scope::Private {
+                continue;
+            }
+            let mut left = u64::MAX;
+            loop {
+                let page = index.list_vectors(Some(100), None)?;
+                // Each round must shrink the namespace, or erasure would never end.
+                if page.count == 0 || page.total_count >= left {
+                    break;
+                }
+                left = page.total_count;
+                let ids: Vec<String> = page.vectors.into_iter().map(|v| v.id).collect();
+                index.delete_by_ids(&ids)?;
+                vectors += ids.len() as u64;
+            }
+        }
+        let tenant = self.tenant.clone();
+        let tables = all_tenant_tables(&self.shared)?;
+        let rows = self.shared.admin.internal_tx(|tx| {
+            let mut rows = 0u64;
+            for table in &tables {
+                if table.eq_ignore_ascii_case("tenants") {
+                    continue;
+                }
+                rows += tx.execute(
+                    &format!(
+                        "DELETE FROM main.{} WHERE tenant_id = ?1",
+                        quote_ident(table)
+                    ),
+                    [&tenant],
+                )? as u64;
+            }
+            rows += tx.execute("DELETE FROM main.tenants WHERE tenant_id = ?1", [&tenant])? as u64;
+            Ok(rows)
+        })?;
+        Ok(Erasure { rows, vectors })
     }
 
     /// What this session shares with its database (cursor signing reaches the key here).
@@ -521,4 +588,41 @@ impl ScopeRefresh for SessionScope {
             Bucket::Queries
         })
     }
+}
+
+/// What [`TenantSession::erase`] deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Erasure {
+    /// Rows deleted from tables with a `tenant_id` (cascaded rows not counted twice).
+    pub rows: u64,
+    /// Vectors deleted from the tenant's namespaces of private indexes.
+    pub vectors: u64,
+}
+
+/// Every table of the database with a `tenant_id` column, in name order.
+fn all_tenant_tables(shared: &Shared) -> Result<Vec<String>> {
+    shared.admin.internal(|c| {
+        let mut stmt = c.prepare(
+            "SELECT m.name FROM main.sqlite_schema AS m
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+               AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) WHERE name = 'tenant_id')
+             ORDER BY m.name",
+        )?;
+        let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        names.collect()
+    })
+}
+
+/// The tables a tenant owns rows of and may read: tenant-private and tenant-read-only.
+fn owned_tables(shared: &Shared) -> Result<Vec<String>> {
+    use crate::catalog::{classify, Access};
+    Ok(all_tenant_tables(shared)?
+        .into_iter()
+        .filter(|t| {
+            matches!(
+                classify(t, true),
+                Access::TenantPrivate | Access::TenantReadOnly
+            )
+        })
+        .collect())
 }

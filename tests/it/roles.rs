@@ -548,3 +548,138 @@ fn opening_a_token_and_rotating_keys_follow_role_permissions() {
         "tok-secret-1"
     );
 }
+
+/// Rows of every table with a `tenant_id` that belong to `tenant`, read by the admin surface
+/// (the oracle the session's export and erasure are compared with).
+fn admin_rows_of(db: &Database, tenant: &str) -> Vec<(String, Vec<serde_json::Value>)> {
+    let tables = db
+        .prepare("SELECT m.name FROM sqlite_schema AS m WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite%' AND m.name NOT LIKE 'd1vec%' AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) WHERE name = 'tenant_id') ORDER BY 1")
+        .all()
+        .unwrap();
+    tables
+        .results
+        .iter()
+        .map(|t| {
+            let name = t["name"].as_str().unwrap().to_owned();
+            let rows = db
+                .prepare(&format!(
+                    "SELECT * FROM \"{name}\" WHERE tenant_id = ?1 ORDER BY rowid"
+                ))
+                .bind([tenant])
+                .all()
+                .unwrap();
+            (
+                name,
+                rows.results
+                    .into_iter()
+                    .map(serde_json::Value::Object)
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Two tenants with rows, a token and vectors in a private index.
+fn seeded_with_data() -> Database {
+    let db = seeded();
+    db.create_index(&CreateIndex::new("ix", 2, Metric::Cosine).scope(Scope::Private))
+        .unwrap();
+    for t in ["t1", "t2"] {
+        let s = db.tenant(t).unwrap();
+        s.exec(&format!(
+            "INSERT INTO campaigns (campaign_id, name) VALUES ('{t}-c1', 'a'), ('{t}-c2', 'b');
+             INSERT INTO platform_connections (connection_id, platform, handle, access_token_ct) VALUES ('{t}-p', 'linkedin', '@x', 'tok-{t}');"
+        ))
+        .unwrap();
+        let vectors: Vec<Vector> = (0..130)
+            .map(|i| Vector::new(format!("{t}-v{i}"), vec![1.0, i as f64]))
+            .collect();
+        s.vectorize("ix").unwrap().upsert(&vectors).unwrap();
+    }
+    db
+}
+
+/// The right of access: allowed exactly to the roles `role_permissions` grants
+/// `data.export`; what it returns is, table by table, exactly the tenant's rows as the admin
+/// surface reads them (so nothing of `t2` appears), with tokens sealed.
+#[test]
+fn export_data_returns_exactly_the_tenants_rows_for_roles_that_may_export() {
+    let db = seeded_with_data();
+    let oracle: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
+        admin_rows_of(&db, "t1").into_iter().collect();
+    for role in Role::ALL {
+        let session = db.tenant("t1").unwrap().as_user(&user_of(role)).unwrap();
+        let got = session.export_data();
+        if !granted(&db, role, permissions::DATA_EXPORT) {
+            assert!(
+                matches!(got, Err(Error::Forbidden { ref permission, .. }) if permission == "data.export"),
+                "{role:?}"
+            );
+            continue;
+        }
+        let got = got.unwrap();
+        assert_eq!(got["tenant_id"], "t1");
+        let tables = got["tables"].as_object().unwrap();
+        assert!(tables.contains_key("campaigns") && tables.contains_key("tenants"));
+        for (table, rows) in tables {
+            let mut rows = rows.as_array().unwrap().clone();
+            let mut want = oracle[table].clone();
+            let key = |v: &serde_json::Value| v.to_string();
+            rows.sort_by_key(key);
+            want.sort_by_key(key);
+            assert_eq!(rows, want, "{role:?}: table {table}");
+        }
+        let text = got.to_string();
+        assert!(
+            !text.contains("t2-") && !text.contains("tok-t1"),
+            "{role:?}: {text}"
+        );
+    }
+}
+
+/// The right to erasure: refused (changing nothing) for roles without `data.erase`; for a
+/// role with it, afterwards no table holds a row of `t1`, `t1` has no vector left, and `t2`'s
+/// rows and vectors are exactly as before.
+#[test]
+fn erase_removes_every_row_and_vector_of_the_tenant_and_nothing_else() {
+    let db = seeded_with_data();
+    let t2_before = admin_rows_of(&db, "t2");
+    let t2_vectors = || {
+        db.tenant("t2")
+            .unwrap()
+            .vectorize("ix")
+            .unwrap()
+            .list_vectors(Some(1000), None)
+            .unwrap()
+            .total_count
+    };
+    assert_eq!(t2_vectors(), 130);
+    for role in [Role::Viewer, Role::Editor, Role::Admin, Role::Owner] {
+        let session = db.tenant("t1").unwrap().as_user(&user_of(role)).unwrap();
+        let before = snapshot(&db);
+        let got = session.erase();
+        if !granted(&db, role, permissions::DATA_ERASE) {
+            assert!(
+                matches!(got, Err(Error::Forbidden { ref permission, .. }) if permission == "data.erase"),
+                "{role:?}"
+            );
+            assert_eq!(
+                snapshot(&db),
+                before,
+                "{role:?}: a refused erase changed the database"
+            );
+            continue;
+        }
+        let erasure = got.unwrap();
+        assert_eq!(erasure.vectors, 130, "{role:?}");
+        assert!(erasure.rows >= 1);
+        for (table, rows) in admin_rows_of(&db, "t1") {
+            assert!(rows.is_empty(), "{table} still holds t1 rows: {rows:?}");
+        }
+        assert!(db.tenant("t1").is_err(), "the erased tenant still opens");
+        assert_eq!(admin_rows_of(&db, "t2"), t2_before);
+        assert_eq!(t2_vectors(), 130);
+        return;
+    }
+    panic!("no role may erase: role_permissions lost data.erase");
+}
