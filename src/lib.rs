@@ -34,6 +34,8 @@ mod db;
 pub mod demo;
 pub mod embed;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod index;
 pub mod keys;
 mod rng;

@@ -17,7 +17,7 @@ pub(crate) mod access;
 pub(crate) mod envelope;
 mod error;
 pub(crate) mod fields;
-mod provider;
+pub(crate) mod provider;
 pub(crate) mod rotate;
 mod secret;
 

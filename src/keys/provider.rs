@@ -312,6 +312,11 @@ impl KeyFile {
     fn read(&self) -> Result<MasterKeys> {
         let text =
             Zeroizing::new(std::fs::read_to_string(&self.path).map_err(Error::io(&self.path))?);
+        self.parse(&text)
+    }
+
+    /// Parses the contents of a key file (errors name this file's path).
+    pub(crate) fn parse(&self, text: &str) -> Result<MasterKeys> {
         let mut lines = text.lines();
         if lines.next() != Some(KEY_FILE_HEADER) {
             return Err(self.bad(format!("the first line is not `{KEY_FILE_HEADER}`")));
@@ -350,13 +355,7 @@ impl KeyFile {
 
     /// Replaces the file with `keys`, atomically and durably (see the type's docs).
     fn write(&self, keys: &MasterKeys) -> Result<()> {
-        let mut text = Zeroizing::new(format!("{KEY_FILE_HEADER}\n"));
-        for key in keys.all() {
-            text.push_str(&key.id_hex());
-            text.push(' ');
-            text.push_str(&base64::engine::general_purpose::STANDARD.encode(key.bytes()));
-            text.push('\n');
-        }
+        let text = render_key_file(keys);
         let mut tmp_name = self.path.file_name().unwrap_or_default().to_os_string();
         tmp_name.push(".tmp");
         let tmp = self.path.with_file_name(tmp_name);
@@ -385,6 +384,18 @@ impl KeyFile {
         }
         Ok(())
     }
+}
+
+/// A key file's contents: the header, then `<id> <base64 key>` per key, the active first.
+pub(crate) fn render_key_file(keys: &MasterKeys) -> Zeroizing<String> {
+    let mut text = Zeroizing::new(format!("{KEY_FILE_HEADER}\n"));
+    for key in keys.all() {
+        text.push_str(&key.id_hex());
+        text.push(' ');
+        text.push_str(&base64::engine::general_purpose::STANDARD.encode(key.bytes()));
+        text.push('\n');
+    }
+    text
 }
 
 impl KeyProvider for KeyFile {
