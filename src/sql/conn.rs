@@ -283,16 +283,13 @@ impl SqlConn {
         stmts: &[Bound],
         session: Option<&SessionState>,
     ) -> Result<Vec<D1Result>> {
+        let plainly_writes =
+            |s: &Bound| super::split::leading_keyword(&s.sql).is_some_and(|k| writes(&k));
+        let writes_first = stmts.first().is_some_and(plainly_writes);
         if let Some(scope) = &self.scope {
-            let any_writes = stmts
-                .iter()
-                .any(|s| super::split::leading_keyword(&s.sql).is_some_and(|k| writes(&k)));
-            scope.admit(any_writes)?;
+            scope.admit(writes_first || stmts.iter().skip(1).any(plainly_writes))?;
         }
         let conn = self.lock();
-        let writes_first = stmts
-            .first()
-            .is_some_and(|s| super::split::leading_keyword(&s.sql).is_some_and(|k| writes(&k)));
         if writes_first {
             return self.attempt(&conn, stmts, TransactionBehavior::Immediate, session, 1);
         }
@@ -716,7 +713,7 @@ fn limit_error(e: &rusqlite::Error, limits: &D1Limits) -> Option<Error> {
     })
 }
 
-fn open_flags() -> OpenFlags {
+pub(super) fn open_flags() -> OpenFlags {
     OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_URI

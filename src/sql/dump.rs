@@ -8,7 +8,7 @@
 //! The result is a compacted, valid SQLite file with the same schema and rows; its bytes
 //! differ from the original file's (page order, free pages).
 
-use rusqlite::{Connection, OpenFlags, MAIN_DB};
+use rusqlite::{Connection, MAIN_DB};
 
 use crate::error::{Error, Result};
 use crate::sql::{quote_ident, quote_literal};
@@ -21,13 +21,7 @@ pub(crate) fn dump(src: &Connection, schema: &str) -> Result<Vec<u8>> {
         crate::tenant::guard::new_secret()
             .map_err(|e| Error::invalid("randomness", e.to_string()))?
     );
-    let mut dst = Connection::open_with_flags(
-        &name,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let mut dst = Connection::open_with_flags(&name, super::conn::open_flags())?;
     src.execute_batch(&format!(
         "VACUUM {} INTO {}",
         quote_ident(schema),

@@ -57,7 +57,8 @@ fn schema_objects(conn: &Connection, schema: &str) -> rusqlite::Result<Vec<(Stri
     names.collect()
 }
 
-fn is_sqlite_internal(name: &str) -> bool {
+/// Whether `name` is one of SQLite's own `sqlite_*` tables.
+pub(crate) fn is_sqlite_internal(name: &str) -> bool {
     name.len() >= 7 && name[..7].eq_ignore_ascii_case("sqlite_")
 }
 
@@ -351,38 +352,42 @@ pub(crate) struct SessionViews {
     /// Lower-cased names of every table and view of the database (each has a stand-in in
     /// the session's `main`).
     pub stand_ins: HashSet<String>,
+    /// `d1vec_<secret>_`, the prefix of every object the session creates for itself (made
+    /// once: the authorizer asks for it on every action).
+    prefix: String,
 }
 
 impl SessionViews {
     /// Describes the objects `script` built for the session with `secret`.
-    pub fn new(secret: &str, schema: &str, script: &ScopeScript) -> SessionViews {
+    pub fn new(secret: &str, schema: &str, script: ScopeScript) -> SessionViews {
         SessionViews {
             secret: secret.to_owned(),
             schema: schema.to_owned(),
-            writable_views: script.writable.clone(),
-            readable_views: script.readable.clone(),
-            stand_ins: script.stand_ins.clone(),
+            writable_views: script.writable,
+            readable_views: script.readable,
+            stand_ins: script.stand_ins,
+            prefix: format!("d1vec_{secret}_"),
         }
     }
 
     /// The prefix of every object the session creates for itself.
-    pub fn prefix(&self) -> String {
-        format!("d1vec_{}_", self.secret)
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// Whether `accessor` is one of the session's own views or triggers.
     pub fn is_ours(&self, accessor: Option<&str>) -> bool {
-        accessor.is_some_and(|a| a.starts_with(&self.prefix()))
+        accessor.is_some_and(|a| a.starts_with(&self.prefix))
     }
 
     /// Whether `name` is one of the session's own views (inner or outer).
     pub fn is_view(&self, name: &str) -> bool {
-        name.starts_with(&self.prefix()) || self.readable_views.contains(&name.to_ascii_lowercase())
+        name.starts_with(&self.prefix) || self.readable_views.contains(&name.to_ascii_lowercase())
     }
 
     /// `text` with the secret taken out, fit for an error message.
     pub fn scrub(&self, text: &str) -> String {
-        text.replace(&self.prefix(), "").replace(&self.secret, "")
+        text.replace(&self.prefix, "").replace(&self.secret, "")
     }
 }
 

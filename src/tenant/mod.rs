@@ -568,7 +568,7 @@ impl ScopeRefresh for SessionScope {
                 conn,
                 &self.schema,
             )?);
-        let views = guard::SessionViews::new(&self.secret, &self.schema, &script);
+        let views = guard::SessionViews::new(&self.secret, &self.schema, script);
         self.auth.set_tenant(Arc::new(policy::SqlScope::new(
             views,
             Arc::clone(&self.scope),

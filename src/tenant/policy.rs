@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use rusqlite::hooks::{AuthAction, AuthContext};
 
-use super::guard::SessionViews;
+use super::guard::{is_sqlite_internal, SessionViews};
 use super::quota::{Bucket, QuotaBook};
 use crate::error::{Error, Result};
 use crate::sql::auth::{Denial, ScopeHook, Trusted};
@@ -258,10 +258,6 @@ const TABLE_GATES: &[Gate] = &[
 /// Table-valued functions that read only their arguments, never stored data.
 const SAFE_TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree", "jsonb_each", "jsonb_tree"];
 
-fn internal_table(name: &str) -> bool {
-    name.len() >= 7 && name[..7].eq_ignore_ascii_case("sqlite_")
-}
-
 /// SQLite's eponymous tables that describe the connection's databases (`pragma_*`,
 /// `dbstat`): never the user's own CTE, whatever the column.
 fn introspection_table(name: &str) -> bool {
@@ -290,7 +286,7 @@ impl SqlScope {
     fn gated(&self, table: &str, verb: Verb) -> Option<Denial> {
         let prefix = self.views.prefix();
         let table = match table.get(..prefix.len()) {
-            Some(head) if head.eq_ignore_ascii_case(&prefix) => &table[prefix.len()..],
+            Some(head) if head.eq_ignore_ascii_case(prefix) => &table[prefix.len()..],
             _ => table,
         };
         let gate = TABLE_GATES
@@ -326,7 +322,7 @@ impl SqlScope {
                 table_name,
                 column_name: "",
             } if ctx.database_name.is_none()
-                && !internal_table(table_name)
+                && !is_sqlite_internal(table_name)
                 && !introspection_table(table_name)
                 && !views.stand_ins.contains(&table_name.to_ascii_lowercase()) =>
             {
@@ -339,7 +335,7 @@ impl SqlScope {
                     || SAFE_TABLE_FUNCTIONS
                         .iter()
                         .any(|f| f.eq_ignore_ascii_case(table_name));
-                if internal_table(table_name) {
+                if is_sqlite_internal(table_name) {
                     Some(format!("SQLite's internal table `{table_name}`"))
                 } else if through_our_views || safe_function {
                     None
@@ -352,7 +348,7 @@ impl SqlScope {
                 let in_temp = db.eq_ignore_ascii_case("temp") && ctx.accessor.is_none();
                 let to_view = in_temp && views.writable_views.contains(&lower);
                 let from_trigger = in_database && ours;
-                if internal_table(table_name) {
+                if is_sqlite_internal(table_name) {
                     Some("schema changes".into())
                 } else if to_view || from_trigger {
                     None

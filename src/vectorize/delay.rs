@@ -75,11 +75,7 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 fn table_exists(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE name = 'd1vec_pending_writes')",
-        [],
-        |r| r.get(0),
-    )
+    super::store::table_exists(conn, "d1vec_pending_writes")
 }
 
 /// Queues a write of index `index_id`, due `delay` from now but no earlier than the last

@@ -111,7 +111,8 @@ pub(crate) enum TablesFound {
     Version(i64),
 }
 
-fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+/// Whether `main` has a table named `name`.
+pub(crate) fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = ?1)",
         [name],
