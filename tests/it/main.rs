@@ -34,6 +34,7 @@ mod query_paths;
 mod roles;
 mod schema;
 mod segment;
+mod serve_d1;
 mod sessions;
 mod split;
 mod tvf;

@@ -1,0 +1,3 @@
+//! `d1vec serve`: Cloudflare's REST API on localhost.
+
+pub(crate) mod d1;
