@@ -66,11 +66,13 @@ impl Default for TransferLimits {
 /// What a key of the store holds.
 #[derive(Debug)]
 enum Object {
-    /// An upload URL handed out by `init`; `bytes` once the file was put.
+    /// An upload URL handed out by `init` for the file whose md5 is `etag`; `bytes` once
+    /// the file was put.
     Upload {
         db: String,
         filename: String,
-        bytes: Option<(Arc<Vec<u8>>, String)>,
+        etag: String,
+        bytes: Option<Arc<Vec<u8>>>,
     },
     /// An export, ready for download.
     Download { bytes: Arc<Vec<u8>> },
@@ -99,10 +101,7 @@ impl Inner {
         self.objects
             .values()
             .map(|s| match &s.object {
-                Object::Upload {
-                    bytes: Some((b, _)),
-                    ..
-                } => b.len(),
+                Object::Upload { bytes: Some(b), .. } => b.len(),
                 Object::Upload { bytes: None, .. } => 0,
                 Object::Download { bytes } => bytes.len(),
             })
@@ -137,8 +136,9 @@ impl TransferStore {
     }
 
     /// `PUT <upload_url>`: stores `body` as the file of the upload URL `key` and returns its
-    /// md5 in hex, the `ETag` wrangler checks. An unknown or expired key, a download key, or
-    /// a body past the limits is refused and stores nothing.
+    /// md5 in hex, the `ETag` wrangler checks. Refused, storing nothing: an unknown or
+    /// expired key, a download key, a key already used, a body past the limits, and a body
+    /// whose md5 is not the one announced by `init` (so the URL takes only that file).
     pub fn put(&self, key: &str, body: Vec<u8>) -> Result<String> {
         if body.len() > self.limits.max_object_bytes {
             return Err(Error::LimitExceeded {
@@ -154,11 +154,13 @@ impl TransferStore {
             .objects
             .get_mut(key)
             .ok_or_else(|| Error::invalid("upload URL", "unknown or expired"))?;
-        let Object::Upload { bytes, .. } = &mut slot.object else {
+        let Object::Upload { bytes, etag, .. } = &mut slot.object else {
             return Err(Error::invalid("upload URL", "unknown or expired"));
         };
-        let replaced = bytes.as_ref().map_or(0, |(b, _)| b.len());
-        let total = held - replaced + body.len();
+        if bytes.is_some() {
+            return Err(Error::invalid("upload URL", "already used"));
+        }
+        let total = held + body.len();
         if total > self.limits.max_total_bytes {
             return Err(Error::LimitExceeded {
                 what: "bytes held for imports and exports",
@@ -166,9 +168,15 @@ impl TransferStore {
                 got: total,
             });
         }
-        let etag = md5_hex(&body);
-        *bytes = Some((Arc::new(body), etag.clone()));
-        Ok(etag)
+        let got = md5_hex(&body);
+        if got != *etag {
+            return Err(Error::invalid(
+                "upload",
+                format!("the body's md5 is {got}, but the upload URL was made for {etag}"),
+            ));
+        }
+        *bytes = Some(Arc::new(body));
+        Ok(got)
     }
 
     /// `GET <signed_url>`: the export stored under `key`, until it expires.
@@ -237,6 +245,7 @@ pub fn import(
                     object: Object::Upload {
                         db: db_uuid.to_owned(),
                         filename: filename.clone(),
+                        etag,
                         bytes: None,
                     },
                     expires: Instant::now() + store.limits.ttl,
@@ -385,7 +394,8 @@ fn take_upload(
             Object::Upload {
                 db: d,
                 filename: f,
-                bytes: Some((bytes, got)),
+                etag: got,
+                bytes: Some(bytes),
             } if d == db && f == filename => Some((key.clone(), Arc::clone(bytes), got.clone())),
             _ => None,
         });
