@@ -22,6 +22,7 @@
 
 mod auth;
 mod body;
+pub(crate) mod d1;
 mod d1_routes;
 mod envelope;
 mod error;
