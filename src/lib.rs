@@ -42,6 +42,7 @@ pub mod remote;
 mod rng;
 pub mod rollup;
 pub mod search;
+pub mod serve;
 pub mod sql;
 pub mod tenant;
 mod time;

@@ -37,6 +37,7 @@ mod remote_push;
 mod roles;
 mod schema;
 mod segment;
+mod serve;
 mod sessions;
 mod split;
 mod tvf;
