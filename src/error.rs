@@ -141,6 +141,19 @@ pub enum Error {
         /// What is wrong.
         problem: D1Problem,
     },
+    /// Cloudflare's REST API (or a `d1vec serve` standing in for it) refused a call, or could
+    /// not be reached ([`crate::remote`]). `status` is the HTTP status (0 when no response
+    /// arrived), `code` Cloudflare's error code from the envelope's `errors` (0 when it gave
+    /// none). Never carries the API token.
+    #[error("Cloudflare API error {code} (HTTP {status}): {message}")]
+    Remote {
+        /// The HTTP status, or 0 when the request got no response.
+        status: u16,
+        /// Cloudflare's error code (the first of `errors`), or 0.
+        code: u32,
+        /// What went wrong: the envelope's messages, or the transport failure.
+        message: String,
+    },
     /// `--remote` was given: d1vec only has the local database.
     #[error(
         "--remote is not supported: `{command}` would run against hosted Cloudflare D1, which \
@@ -199,6 +212,7 @@ impl Error {
     pub fn json_code(&self) -> u32 {
         match self {
             Error::Vectorize(e) => e.code,
+            Error::Remote { code, .. } if *code != 0 => *code,
             other => other.code() as u32,
         }
     }
@@ -210,6 +224,13 @@ impl Error {
                 ErrorCode::Forbidden
             }
             Error::Io { .. } => ErrorCode::Internal,
+            Error::Remote {
+                status: 401 | 403, ..
+            } => ErrorCode::Forbidden,
+            Error::Remote {
+                status: 400..=499, ..
+            } => ErrorCode::BadRequest,
+            Error::Remote { .. } => ErrorCode::Internal,
             Error::Key(crate::keys::KeyError::BadEnvKey { .. }) => ErrorCode::BadRequest,
             Error::Key(_) => ErrorCode::Internal,
             Error::Migration { source, .. } => source.code(),

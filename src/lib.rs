@@ -38,6 +38,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod index;
 pub mod keys;
+pub mod remote;
 mod rng;
 pub mod rollup;
 pub mod search;

@@ -66,6 +66,9 @@ pub enum Command {
     /// Hybrid search of the tenant's rows (needs --tenant): keywords (SQLite FTS5, BM25 over
     /// the tenant's rows) and vector similarity, fused by Reciprocal Rank Fusion.
     Search(super::search::SearchArgs),
+    /// Copy the database's schema, rows and vector indexes to hosted D1 and Vectorize,
+    /// resumably (progress in `<db>.push.json`); `--dry-run` first shows what would be sent.
+    Push(super::push::PushArgs),
     /// Tenant data keys and the master key: status and rotation (docs: README, "Keys").
     Keys {
         /// The keys command.

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod demo;
 pub mod keys;
 pub mod output;
+pub mod push;
 pub mod search;
 pub mod serve;
 pub mod vectorize;
@@ -211,6 +212,13 @@ fn run(cli: Cli) -> Result<Printed> {
                 Printed::Text(text)
             })
         }
+        Command::Push(a) => push::dispatch(&db, &path, tenant.is_some(), &a).map(|(v, t)| {
+            if cli.json {
+                Printed::Json(v)
+            } else {
+                Printed::Text(t)
+            }
+        }),
         Command::Search(a) => Ok(match search::run(&db, tenant.as_ref(), cli.json, a)? {
             search::Out::Json(v) => Printed::Json(v),
             search::Out::Text(t) => Printed::Text(t),
