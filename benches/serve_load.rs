@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use d1vec::serve::{spawn, ServeOptions};
-use d1vec::vectorize::types::{Metric, QueryOptions, Vector};
+use d1vec::index::Metric;
+use d1vec::vectorize::types::{QueryOptions, Vector};
 use d1vec::vectorize::CreateIndex;
 use d1vec::Database;
 use serde_json::{json, Value as Json};
@@ -92,6 +93,7 @@ fn client_loop(id: usize, base: &str, d1: &str, until: Instant) -> ClientLog {
     let mut seq = 0u64;
     while Instant::now() < until {
         let op = match rng.next() % 10 {
+            _ if std::env::var_os("D1VEC_LOAD_QUERY_ONLY").is_some() => Op::Query,
             0..=5 => Op::Query,
             6 | 7 => Op::Upsert,
             8 => Op::SqlWrite,
@@ -197,7 +199,10 @@ fn main() {
     db.create_index(&CreateIndex::new(INDEX, DIMS, Metric::Cosine)).expect("index");
     let mut rng = Rng(1);
     let preload: Vec<Vector> = (0..PRELOAD).map(|i| Vector::new(format!("p{i}"), rng.vector())).collect();
-    db.vectorize(INDEX).expect("index").insert(&preload).expect("preload");
+    let index = db.vectorize(INDEX).expect("index");
+    for chunk in preload.chunks(1000) {
+        index.insert(chunk).expect("preload");
+    }
 
     let server = spawn(Arc::clone(&db), ServeOptions {
             listen: "127.0.0.1:0".parse().expect("address"),

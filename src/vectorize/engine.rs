@@ -83,6 +83,8 @@ pub(crate) struct Engine {
     loaded: Mutex<HashMap<i64, Arc<IndexState>>>,
     /// Held while an index's state is built, so concurrent readers build it once.
     loading: Mutex<()>,
+    /// Writes committed but not yet followed by the state ([`super::settle`]).
+    settling: super::settle::Settling,
     /// Held while segment files are scanned, written or removed, so that a reader building
     /// state never takes a seal's or a compaction's half-done files for leftovers.
     files: Mutex<()>,
@@ -155,6 +157,7 @@ impl Engine {
             options: Mutex::new(EngineOptions::default()),
             loaded: Mutex::new(HashMap::new()),
             loading: Mutex::new(()),
+            settling: Default::default(),
             files: Mutex::new(()),
             sealed_high: Mutex::new(HashMap::new()),
             counters: Counters::default(),
@@ -196,6 +199,7 @@ impl Engine {
 
     /// Forgets an index's state (after it is deleted, or when it must be reloaded).
     pub fn forget(&self, index_id: i64) {
+        self.settling.forget(index_id);
         self.loaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -275,6 +279,18 @@ impl Engine {
     /// drops the state, to be rebuilt from SQLite; a failed seal leaves the vectors in the
     /// mutable segment, and the next write or load tries again.
     pub fn apply(&self, row: &IndexRow, change: &Change<'_>) {
+        self.follow(row, change);
+        self.settling.settle(row.index_id, change.seq);
+    }
+
+    /// A write is about to commit sequence `seq` of `index_id`: searches that see it before
+    /// [`Engine::apply`] has run wait for it rather than rebuild the state.
+    pub fn announce(&self, index_id: i64, seq: i64) {
+        self.settling.announce(index_id, seq);
+    }
+
+    /// [`Engine::apply`]'s work on the state.
+    fn follow(&self, row: &IndexRow, change: &Change<'_>) {
         let Some(state) = self.loaded_state(row) else {
             return;
         };
@@ -335,6 +351,12 @@ impl Engine {
     /// older than the memory (a write committed since it began), so a newer state is used
     /// as it is: a search re-checks every hit against the rows of its snapshot.
     pub fn state_for_read(&self, conn: &Connection, row: &IndexRow) -> Result<Arc<IndexState>> {
+        if let Some(state) = self.cached(row) {
+            return Ok(state);
+        }
+        // A write of this process may have committed and not yet been followed.
+        self.settling
+            .wait(row.index_id, row.seq, super::settle::SETTLE_WAIT);
         if let Some(state) = self.cached(row) {
             return Ok(state);
         }

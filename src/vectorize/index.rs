@@ -557,6 +557,7 @@ impl VectorIndex {
                 &mid,
                 &now,
             )?;
+            self.shared.vectors.announce(row.index_id, seq);
             Ok((row.seq, seq, removed, added))
         })?;
         let change = Change {
@@ -825,6 +826,7 @@ impl VectorIndex {
                 &mid,
                 &now,
             )?;
+            self.shared.vectors.announce(row.index_id, seq);
             Ok((row.seq, seq, removed))
         })?;
         let change = Change {
@@ -924,6 +926,7 @@ impl VectorIndex {
                 "INSERT INTO d1vec_metadata_indexes (index_id, property, index_type, created_seq) VALUES (?1, ?2, ?3, ?4)",
                 rusqlite::params![row.index_id, property, store::index_type_str(index_type), seq],
             )?;
+            self.shared.vectors.announce(row.index_id, seq);
             Ok((row.seq, seq, store::count_vectors(tx, row.index_id)?))
         })?;
         self.shared.vectors.apply(
@@ -975,6 +978,7 @@ impl VectorIndex {
                 rusqlite::params![row.index_id, property],
             )?;
             let seq = store::next_mutation(tx, row.index_id, "delete_metadata_index", &mid, &now)?;
+            self.shared.vectors.announce(row.index_id, seq);
             Ok((row.seq, seq))
         })?;
         self.shared.vectors.apply(

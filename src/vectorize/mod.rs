@@ -16,6 +16,7 @@ pub mod list;
 pub mod manage;
 pub mod ndjson;
 pub mod sql_function;
+mod settle;
 pub mod store;
 pub mod types;
 
