@@ -63,3 +63,8 @@ pub mod serve_d1 {
         TRANSFER_PATH,
     };
 }
+
+/// `d1vec serve`'s router over an in-memory database, without a socket (see
+/// `crate::serve::harness`): the `http_request` fuzz target and the server's property
+/// tests send request bodies through it.
+pub use crate::serve::harness::{HttpHarness, TENANT_TOKEN};

@@ -26,6 +26,7 @@ pub(crate) mod d1;
 mod d1_routes;
 mod envelope;
 mod error;
+pub(crate) mod harness;
 mod sessions;
 mod vectorize;
 
@@ -214,22 +215,31 @@ fn bind(
     options: &ServeOptions,
 ) -> Result<(std::net::TcpListener, Arc<AppState>)> {
     let auth = Auth::new(options, options.listen)?;
-    let d1 = d1_routes::D1::open(Arc::clone(&db))?;
     let listener = std::net::TcpListener::bind(options.listen)
         .map_err(Error::io(format!("listen address {}", options.listen)))?;
     listener
         .set_nonblocking(true)
         .map_err(Error::io("listener"))?;
     let addr = listener.local_addr().map_err(Error::io("listener"))?;
-    let state = Arc::new(AppState {
+    Ok((listener, new_state(db, options, auth, addr)?))
+}
+
+/// The shared state of a server at `addr`.
+fn new_state(
+    db: Arc<Database>,
+    options: &ServeOptions,
+    auth: Auth,
+    addr: SocketAddr,
+) -> Result<Arc<AppState>> {
+    let d1 = d1_routes::D1::open(Arc::clone(&db))?;
+    Ok(Arc::new(AppState {
         addr,
         db,
         auth,
         tokens: options.tenant_tokens.clone(),
         sessions: Sessions::default(),
         d1,
-    });
-    Ok((listener, state))
+    }))
 }
 
 /// Serves on `listener` until `stop` completes, then drains requests in flight.

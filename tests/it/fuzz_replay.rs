@@ -1,5 +1,5 @@
 //! Replays the committed fuzz corpora of `fuzz/corpus/{ndjson_line,segment_open,bookmark,
-//! sealed_field,key_file,wrangler_config}` on stable
+//! sealed_field,key_file,wrangler_config,http_request}` on stable
 //! Rust, checking the same properties the fuzz targets check, so CI covers every seed and
 //! every input the fuzzers kept. (The filter and SQL-splitter corpora are replayed in
 //! `filter.rs` and `split.rs`.)
@@ -305,4 +305,48 @@ fn wrangler_config_corpus_parses_or_names_the_file() {
     ] {
         assert_eq!(find(refused), None, "{refused} was accepted");
     }
+}
+
+/// The checks of `fuzz/fuzz_targets/http_request.rs` on one input.
+pub fn check_http_request(h: &mut d1vec::fuzzing::HttpHarness, data: &[u8], name: &str) -> bool {
+    let Some((&selector, body)) = data.split_first() else {
+        return false;
+    };
+    let before = h.database().dump().unwrap();
+    let (status, reply) = h.request(usize::from(selector & 0x7f), selector & 0x80 != 0, body);
+    assert!(
+        (200..500).contains(&status),
+        "{name}: status {status}: {reply}"
+    );
+    let success = reply["success"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("{name}: not an envelope: {reply}"));
+    assert!(
+        reply["errors"].is_array() && reply["messages"].is_array(),
+        "{name}"
+    );
+    assert_eq!(success, status == 200, "{name}: {reply}");
+    if !success {
+        assert_eq!(
+            h.database().dump().unwrap(),
+            before,
+            "{name}: a refused request changed the database"
+        );
+    }
+    success
+}
+
+#[test]
+fn http_request_corpus_gets_envelopes_and_refusals_change_nothing() {
+    let files = corpus("http_request");
+    assert!(files.len() >= 30, "the seed corpus is missing");
+    let mut h = d1vec::fuzzing::HttpHarness::new().unwrap();
+    let mut accepted = 0;
+    for file in files {
+        let data = std::fs::read(&file).unwrap();
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        accepted += usize::from(check_http_request(&mut h, &data, &name));
+    }
+    // The seeds hold valid requests of most routes: they must pass, not only fail.
+    assert!(accepted >= 15, "only {accepted} seeds were accepted");
 }

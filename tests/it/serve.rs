@@ -579,3 +579,331 @@ fn oversized_bodies_are_refused_before_they_are_read() {
     );
     s.shutdown().unwrap();
 }
+
+/// Two tenants (as tests/it/isolation.rs), a private and a shared index, and a server with
+/// a token for each tenant (one acting as a user).
+fn tenants_setup() -> (Arc<Database>, RunningServer) {
+    let db = Database::open_in_memory().unwrap();
+    db.apply_migrations(&d1vec::sql::migrate::bundled())
+        .unwrap();
+    db.exec(
+        "INSERT INTO tenants (tenant_id, name, plan, region) VALUES ('t_a','A','pro','eu'),('t_b','B','pro','us');
+         INSERT INTO users (user_id, tenant_id, email, role) VALUES ('u_a','t_a','a@a.test','viewer'),('u_b','t_b','b@b.test','owner');
+         INSERT INTO campaigns (campaign_id, tenant_id, name) VALUES ('c_a1','t_a','A spring'),('c_b1','t_b','B secret');",
+    )
+    .unwrap();
+    let db = Arc::new(db);
+    let s = server(
+        &db,
+        ADMIN,
+        &[
+            ("tok-a", "t_a", None),
+            ("tok-b", "t_b", None),
+            ("tok-av", "t_a", Some("u_a")),
+            ("tok-bad", "t_a", Some("u_b")),
+        ],
+    );
+    (db, s)
+}
+
+#[test]
+fn tenant_tokens_are_confined_to_their_tenant() {
+    let (db, s) = tenants_setup();
+    let a = s.addr();
+    let body = json!({"name": "priv", "scope": "private", "config": {"dimensions": 2, "metric": "euclidean"}});
+    post(a, INDEXES, ADMIN, &body).ok();
+    post(
+        a,
+        INDEXES,
+        ADMIN,
+        &json!({"name": "shared", "config": {"dimensions": 2, "metric": "euclidean"}}),
+    )
+    .ok();
+    let p = |tail: &str| format!("{INDEXES}/priv{tail}");
+    // Each tenant writes the same id; each lands in its own namespace.
+    for (tok, v) in [("tok-a", "[1,0]"), ("tok-b", "[0,1]")] {
+        let line =
+            format!("{{\"id\":\"x\",\"values\":{v}}}\n{{\"id\":\"y-{tok}\",\"values\":{v}}}");
+        call(
+            a,
+            "POST",
+            &p("/upsert"),
+            Some(tok),
+            NDJSON_TYPE,
+            line.as_bytes(),
+        )
+        .ok();
+    }
+    let lib_a = db.tenant("t_a").unwrap().vectorize("priv").unwrap();
+    let lib_b = db.tenant("t_b").unwrap().vectorize("priv").unwrap();
+    let ids: Vec<String> = ["x", "y-tok-a", "y-tok-b"].map(String::from).to_vec();
+    let got_a = post(a, &p("/get_by_ids"), Some("tok-a"), &json!({"ids": ids}));
+    assert_eq!(got_a.ok(), &lib(lib_a.get_by_ids(&ids).unwrap()));
+    assert_eq!(got_a.ok().as_array().unwrap().len(), 2);
+    assert!(!got_a.ok().to_string().contains("t_b"));
+    assert_eq!(got_a.ok()[0]["values"], json!([1.0, 0.0]));
+    // Another tenant's namespace: the same answer as the library's session (refused or empty).
+    for body in [
+        json!({"vector": [0, 1], "namespace": "t_b", "topK": 5, "returnMetadata": "all"}),
+        json!({"vectorId": "y-tok-b", "topK": 5}),
+        json!({"vector": [0, 1], "topK": 5}),
+    ] {
+        let r = post(a, &p("/query"), Some("tok-a"), &body);
+        let opts = d1vec::vectorize::types::QueryOptions::from_json(&body).unwrap();
+        let want = match body["vectorId"].as_str() {
+            Some(id) => lib_a.query_by_id(id, &opts),
+            None => lib_a.query(&[0.0, 1.0], &opts),
+        };
+        match want {
+            Ok(m) => {
+                assert_eq!(r.ok(), &lib(&m), "{body}");
+                assert!(!r.ok().to_string().contains("tok-b"), "{body}");
+            }
+            Err(e) => {
+                assert_eq!(r.err().1, code_of(&e), "{body}");
+                assert_eq!(r.message(), e.to_string());
+            }
+        }
+    }
+    assert_eq!(
+        get(a, &p("/info"), Some("tok-a")).ok(),
+        &lib(lib_a.describe().unwrap())
+    );
+    let listed = get(a, &p("/list"), Some("tok-a"));
+    assert_eq!(
+        listed.ok()["vectors"],
+        json!([{"id": "x"}, {"id": "y-tok-a"}])
+    );
+    // Deleting "x" as A leaves B's "x".
+    post(
+        a,
+        &p("/delete_by_ids"),
+        Some("tok-a"),
+        &json!({"ids": ["x", "y-tok-b"]}),
+    )
+    .ok();
+    assert_eq!(lib_b.get_by_ids(&ids).unwrap().len(), 2);
+    assert!(lib_a.get_by_ids(&["x".into()]).unwrap().is_empty());
+
+    // Admin-only operations are refused with 403 and change nothing.
+    let before = db.dump().unwrap();
+    let create = json!({"name": "mine", "config": {"dimensions": 2, "metric": "cosine"}});
+    assert_eq!(post(a, INDEXES, Some("tok-a"), &create).err(), (403, 403));
+    assert_eq!(
+        call(a, "DELETE", &p(""), Some("tok-a"), JSON_TYPE, b"").err(),
+        (403, 403)
+    );
+    assert_eq!(
+        post(
+            a,
+            &p("/metadata_index/create"),
+            Some("tok-a"),
+            &json!({"propertyName": "k", "indexType": "string"})
+        )
+        .err()
+        .0,
+        403
+    );
+    let shared_write = call(
+        a,
+        "POST",
+        &format!("{INDEXES}/shared/upsert"),
+        Some("tok-a"),
+        NDJSON_TYPE,
+        b"{\"id\":\"s\",\"values\":[1,1]}",
+    );
+    assert_eq!(shared_write.err().0, 403);
+    // A token whose user belongs to another tenant opens no session.
+    assert_eq!(get(a, &p("/info"), Some("tok-bad")).err(), (403, 403));
+    let d1 = "/client/v4/accounts/acc/d1/database";
+    assert_eq!(
+        post(a, d1, Some("tok-a"), &json!({"name": "other"})).err(),
+        (403, 403)
+    );
+    assert_eq!(db.dump().unwrap(), before);
+
+    // D1: raw SQL through the tenant's session, as isolation.rs's adversary.
+    let list = get(a, d1, Some("tok-a"));
+    let uuid = list.ok()[0]["uuid"].as_str().unwrap().to_owned();
+    let q = format!("{d1}/{uuid}/query");
+    let rows = post(
+        a,
+        &q,
+        Some("tok-a"),
+        &json!({"sql": "SELECT campaign_id FROM campaigns ORDER BY 1"}),
+    );
+    assert_eq!(rows.ok()[0]["results"], json!([{"campaign_id": "c_a1"}]));
+    let admin_rows = post(
+        a,
+        &q,
+        ADMIN,
+        &json!({"sql": "SELECT campaign_id FROM campaigns ORDER BY 1"}),
+    );
+    assert_eq!(
+        admin_rows.ok()[0]["results"],
+        json!([{"campaign_id": "c_a1"}, {"campaign_id": "c_b1"}])
+    );
+    let before = db.dump().unwrap();
+    let attacks = [
+        json!({"sql": "SELECT * FROM campaigns WHERE tenant_id = ?1", "params": ["t_b"]}),
+        json!({"sql": "UPDATE campaigns SET name = 'pwned' WHERE campaign_id = 'c_b1'"}),
+        json!({"sql": "DELETE FROM campaigns"}),
+        json!({"sql": "INSERT INTO campaigns (campaign_id, tenant_id, name) VALUES ('evil', 't_b', 'x')"}),
+        json!({"sql": "SELECT * FROM main.campaigns"}),
+        json!({"sql": "ATTACH DATABASE ':memory:' AS x"}),
+        json!({"sql": "SELECT * FROM tenant_keys"}),
+        json!({"sql": "DROP TABLE campaigns"}),
+        json!({"sql": "SELECT 1; SELECT * FROM campaigns WHERE tenant_id <> 't_a'"}),
+    ];
+    for body in &attacks {
+        let r = post(a, &q, Some("tok-a"), body);
+        let text = r.body.to_string();
+        assert!(
+            !text.contains("c_b1") && !text.contains("B secret"),
+            "{body}: {text}"
+        );
+        if r.body["success"] == true {
+            // Scoped: whatever ran, B's rows are untouched (checked below).
+            assert_eq!(r.status, 200);
+        } else {
+            assert!(matches!(r.err().0, 400 | 403), "{body}: {text}");
+        }
+    }
+    // The viewer token is refused what its role lacks, as the library refuses it.
+    let viewer = post(
+        a,
+        &q,
+        Some("tok-av"),
+        &json!({"sql": "SELECT * FROM audit_logs"}),
+    );
+    assert!(db
+        .tenant("t_a")
+        .unwrap()
+        .as_user("u_a")
+        .unwrap()
+        .prepare("SELECT * FROM audit_logs")
+        .all()
+        .is_err());
+    assert_eq!(viewer.body["success"], false);
+    let b_rows = db
+        .prepare("SELECT campaign_id, name FROM campaigns WHERE tenant_id = 't_b'")
+        .raw(false)
+        .unwrap();
+    assert_eq!(b_rows, vec![vec![json!("c_b1"), json!("B secret")]]);
+    let _ = before;
+    s.shutdown().unwrap();
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::fuzz_replay::check_http_request;
+
+    /// Valid bodies of the routes, to cut and mutate.
+    const BODIES: &[&[u8]] = &[
+        br#"{"name":"pp","config":{"dimensions":3,"metric":"cosine"}}"#,
+        b"{\"id\":\"a\",\"values\":[1,0,0],\"metadata\":{\"k\":\"v\"}}\n{\"id\":\"b\",\"values\":[0,1,0]}\n",
+        br#"{"vector":[1,0,0],"topK":3,"returnValues":true,"returnMetadata":"all","filter":{"k":"v"}}"#,
+        br#"{"ids":["a","b"]}"#,
+        br#"{"propertyName":"k","indexType":"string"}"#,
+        br#"{"sql":"SELECT * FROM campaigns WHERE name = ?1","params":["x"]}"#,
+        br#"{"vectors":[{"id":"j","values":[1,1,1]}]}"#,
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        /// Random, truncated and mutated bodies on every route, as admin or tenant: no
+        /// panic, always the envelope below 500, and a refusal changes nothing.
+        #[test]
+        fn bad_bodies_get_envelopes_and_change_nothing(
+            selector in any::<u8>(),
+            which in 0..BODIES.len(),
+            cut in any::<prop::sample::Index>(),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            random in prop::collection::vec(any::<u8>(), 0..64),
+            mode in 0u8..3,
+        ) {
+            let mut h = d1vec::fuzzing::HttpHarness::new().unwrap();
+            let base = BODIES[which];
+            let body: Vec<u8> = match mode {
+                0 => base[..cut.index(base.len() + 1)].to_vec(),
+                1 => {
+                    let mut b = base.to_vec();
+                    for (at, byte) in &flips {
+                        let i = at.index(b.len());
+                        b[i] = *byte;
+                    }
+                    b
+                }
+                _ => random.clone(),
+            };
+            let mut data = vec![selector];
+            data.extend_from_slice(&body);
+            check_http_request(&mut h, &data, "proptest");
+        }
+    }
+}
+
+#[test]
+fn an_acknowledged_write_survives_graceful_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let db = Arc::new(Database::open(&path).unwrap());
+    let s = server(&db, None, &[]);
+    let a = s.addr();
+    post(
+        a,
+        INDEXES,
+        None,
+        &json!({"name": "w", "config": {"dimensions": 2, "metric": "euclidean"}}),
+    )
+    .ok();
+    // Writers keep upserting while the server shuts down; every acknowledged id must be
+    // in the database afterwards.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for i in 0..200 {
+                    let id = format!("w{w}-{i}");
+                    let line = format!("{{\"id\":\"{id}\",\"values\":[{w},{i}]}}");
+                    let Ok(mut stream) = TcpStream::connect(a) else { break };
+                    let req = format!(
+                        "POST {INDEXES}/w/upsert HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{line}",
+                        line.len()
+                    );
+                    if stream.write_all(req.as_bytes()).is_err() {
+                        break;
+                    }
+                    let mut bytes = Vec::new();
+                    let _ = stream.read_to_end(&mut bytes);
+                    if bytes.starts_with(b"HTTP/1.1 200") {
+                        acked.push(id);
+                    } else {
+                        break;
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(150));
+    s.shutdown().unwrap();
+    let acked: Vec<String> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(
+        !acked.is_empty(),
+        "no write was acknowledged before shutdown"
+    );
+    assert!(TcpStream::connect(a).is_err(), "the server still listens");
+    drop(db);
+    let db = Database::open(&path).unwrap();
+    let index = db.vectorize("w").unwrap();
+    for chunk in acked.chunks(20) {
+        let found = index.get_by_ids(chunk).unwrap();
+        assert_eq!(found.len(), chunk.len(), "an acknowledged write was lost");
+    }
+}
