@@ -911,3 +911,57 @@ proptest! {
         }
     }
 }
+
+/// The bodies `wrangler d1 migrations apply --remote` and `d1 execute --remote --command`
+/// send (/work/notes/wrangler-requests.md), and the fields wrangler reads from the answers.
+#[test]
+fn wrangler_migrations_apply_and_command_bodies_answer_what_wrangler_reads() {
+    let db = Database::open_in_memory().unwrap();
+    let names = |db: &Database| {
+        let out = query(
+            db,
+            &json!({"sql": "SELECT *\n FROM d1_migrations\n ORDER BY id"}),
+            false,
+        )
+        .unwrap();
+        out[0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let created = query(
+        &db,
+        &json!({"sql": "CREATE TABLE IF NOT EXISTS d1_migrations(\n id INTEGER PRIMARY KEY AUTOINCREMENT,\n name TEXT UNIQUE,\n applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL\n);"}),
+        false,
+    )
+    .unwrap();
+    assert_eq!(created[0]["success"], true);
+    assert!(names(&db).is_empty());
+    let applied = query(
+        &db,
+        &json!({"sql": "-- create notes\nCREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);\nINSERT INTO notes (body) VALUES ('hi; there');\n INSERT INTO d1_migrations (name)\n values ('0001_init.sql');\n   "}),
+        false,
+    )
+    .unwrap();
+    let applied = applied.as_array().unwrap();
+    assert_eq!(applied.len(), 3);
+    assert!(applied.iter().all(|r| r["success"] == true));
+    assert_eq!(names(&db), ["0001_init.sql"]);
+    let body = db
+        .prepare("SELECT body FROM notes")
+        .first_column("body")
+        .unwrap();
+    assert_eq!(body, Some("hi; there".into()));
+
+    // `--command` with several statements: one element each, durations are numbers.
+    let out = query(&db, &json!({"sql": "SELECT 1 AS x; SELECT 2 AS y"}), false).unwrap();
+    assert_eq!(out[0]["results"], json!([{"x": 1}]));
+    assert_eq!(out[1]["results"], json!([{"y": 2}]));
+    assert!(out
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["meta"]["duration"].is_number()));
+}
