@@ -1064,3 +1064,40 @@ fn an_import_through_a_tenant_session_keeps_the_tenant_rules() {
         .unwrap();
     assert_eq!(after, before);
 }
+
+#[test]
+fn an_import_file_that_is_not_utf8_is_refused() {
+    let db = twin();
+    let store = TransferStore::default();
+    let bytes = vec![b'S', 0xff, 0xfe, b';'];
+    let etag = md5_of(&bytes);
+    let init = import(
+        &db,
+        &store,
+        "u",
+        &json!({"action": "init", "etag": etag}),
+        BASE,
+    )
+    .unwrap();
+    store
+        .put(key_of(init["upload_url"].as_str().unwrap()), bytes)
+        .unwrap();
+    let e = import(
+        &db,
+        &store,
+        "u",
+        &json!({"action": "ingest", "etag": etag, "filename": init["filename"]}),
+        BASE,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidInput {
+                what: "import file",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
