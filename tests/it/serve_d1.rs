@@ -911,3 +911,193 @@ proptest! {
         }
     }
 }
+
+/// The bodies `wrangler d1 migrations apply --remote` and `d1 execute --remote --command`
+/// send (/work/notes/wrangler-requests.md), and the fields wrangler reads from the answers.
+#[test]
+fn wrangler_migrations_apply_and_command_bodies_answer_what_wrangler_reads() {
+    let db = Database::open_in_memory().unwrap();
+    let names = |db: &Database| {
+        let out = query(
+            db,
+            &json!({"sql": "SELECT *\n FROM d1_migrations\n ORDER BY id"}),
+            false,
+        )
+        .unwrap();
+        out[0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let created = query(
+        &db,
+        &json!({"sql": "CREATE TABLE IF NOT EXISTS d1_migrations(\n id INTEGER PRIMARY KEY AUTOINCREMENT,\n name TEXT UNIQUE,\n applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL\n);"}),
+        false,
+    )
+    .unwrap();
+    assert_eq!(created[0]["success"], true);
+    assert!(names(&db).is_empty());
+    let applied = query(
+        &db,
+        &json!({"sql": "-- create notes\nCREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);\nINSERT INTO notes (body) VALUES ('hi; there');\n INSERT INTO d1_migrations (name)\n values ('0001_init.sql');\n   "}),
+        false,
+    )
+    .unwrap();
+    let applied = applied.as_array().unwrap();
+    assert_eq!(applied.len(), 3);
+    assert!(applied.iter().all(|r| r["success"] == true));
+    assert_eq!(names(&db), ["0001_init.sql"]);
+    let body = db
+        .prepare("SELECT body FROM notes")
+        .first_column("body")
+        .unwrap();
+    assert_eq!(body, Some("hi; there".into()));
+
+    // `--command` with several statements: one element each, durations are numbers.
+    let out = query(&db, &json!({"sql": "SELECT 1 AS x; SELECT 2 AS y"}), false).unwrap();
+    assert_eq!(out[0]["results"], json!([{"x": 1}]));
+    assert_eq!(out[1]["results"], json!([{"y": 2}]));
+    assert!(out
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["meta"]["duration"].is_number()));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Import and export bodies of any shape: no panic, and a refusal changes nothing.
+    #[test]
+    fn random_import_and_export_bodies_never_panic_and_refusals_change_nothing(
+        body in arb_json(),
+        action in prop_oneof![Just("init"), Just("ingest"), Just("poll"), Just("other")],
+        with_action in any::<bool>(),
+    ) {
+        let db = twin();
+        let store = TransferStore::default();
+        let snapshot = |db: &Database| db.prepare("SELECT * FROM p ORDER BY id").raw(true).unwrap();
+        let before = snapshot(&db);
+        let mut body = body;
+        if let (true, Some(object)) = (with_action, body.as_object_mut()) {
+            object.insert("action".into(), json!(action));
+            object.insert("output_format".into(), json!("polling"));
+        }
+        if import(&db, &store, "u", &body, BASE).is_err() {
+            prop_assert_eq!(snapshot(&db), before.clone());
+        }
+        let _ = export(&db, &store, "u", &body, BASE);
+        prop_assert_eq!(snapshot(&db), before);
+    }
+}
+
+#[test]
+fn an_import_through_a_tenant_session_keeps_the_tenant_rules() {
+    let db = tenants_db();
+    let store = TransferStore::default();
+    let t = db.tenant("t_a").unwrap();
+    let ok = "INSERT INTO campaigns (campaign_id, name) VALUES ('c_a9', 'imported');\n";
+    let etag = md5_of(ok.as_bytes());
+    let init = import(
+        &t,
+        &store,
+        "u",
+        &json!({"action": "init", "etag": etag}),
+        BASE,
+    )
+    .unwrap();
+    store
+        .put(
+            key_of(init["upload_url"].as_str().unwrap()),
+            ok.as_bytes().to_vec(),
+        )
+        .unwrap();
+    let done = import(
+        &t,
+        &store,
+        "u",
+        &json!({"action": "ingest", "etag": etag, "filename": init["filename"]}),
+        BASE,
+    )
+    .unwrap();
+    assert_eq!(done["result"]["num_queries"], 1);
+    let owner = db
+        .prepare("SELECT tenant_id FROM campaigns WHERE campaign_id = 'c_a9'")
+        .first_column("tenant_id")
+        .unwrap();
+    assert_eq!(owner, Some("t_a".into()));
+
+    let before = db
+        .prepare("SELECT * FROM campaigns ORDER BY campaign_id")
+        .raw(false)
+        .unwrap();
+    let bad = "INSERT INTO campaigns (campaign_id, name) VALUES ('c_a10', 'x');\nDELETE FROM main.campaigns;\n";
+    let etag = md5_of(bad.as_bytes());
+    let init = import(
+        &t,
+        &store,
+        "u",
+        &json!({"action": "init", "etag": etag}),
+        BASE,
+    )
+    .unwrap();
+    store
+        .put(
+            key_of(init["upload_url"].as_str().unwrap()),
+            bad.as_bytes().to_vec(),
+        )
+        .unwrap();
+    let e = import(
+        &t,
+        &store,
+        "u",
+        &json!({"action": "ingest", "etag": etag, "filename": init["filename"]}),
+        BASE,
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::TenantViolation { .. }), "{e:?}");
+    let after = db
+        .prepare("SELECT * FROM campaigns ORDER BY campaign_id")
+        .raw(false)
+        .unwrap();
+    assert_eq!(after, before);
+}
+
+#[test]
+fn an_import_file_that_is_not_utf8_is_refused() {
+    let db = twin();
+    let store = TransferStore::default();
+    let bytes = vec![b'S', 0xff, 0xfe, b';'];
+    let etag = md5_of(&bytes);
+    let init = import(
+        &db,
+        &store,
+        "u",
+        &json!({"action": "init", "etag": etag}),
+        BASE,
+    )
+    .unwrap();
+    store
+        .put(key_of(init["upload_url"].as_str().unwrap()), bytes)
+        .unwrap();
+    let e = import(
+        &db,
+        &store,
+        "u",
+        &json!({"action": "ingest", "etag": etag, "filename": init["filename"]}),
+        BASE,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidInput {
+                what: "import file",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}

@@ -72,8 +72,10 @@ pub struct D1Registry {
     folder: Option<PathBuf>,
     /// Created databases opened so far (all of them when in memory), by uuid.
     open: Mutex<HashMap<String, Arc<Database>>>,
-    /// Serialises create and delete.
-    changes: Mutex<()>,
+    /// The table's rows, in creation order: read once at open, then kept in step by create
+    /// and delete (holding this lock serialises them), so resolving an id never waits for
+    /// the primary's connection. The server is the table's only writer.
+    rows: Mutex<Vec<Entry>>,
 }
 
 impl D1Registry {
@@ -187,12 +189,13 @@ impl D1Registry {
                 }
             }
         })?;
+        let rows = read_rows(&primary)?;
         Ok(D1Registry {
             primary,
             primary_uuid,
             folder,
             open: Mutex::new(HashMap::new()),
-            changes: Mutex::new(()),
+            rows: Mutex::new(rows),
         })
     }
 
@@ -286,8 +289,8 @@ impl D1Registry {
             &LOCATION_HINTS,
         )?;
         check_choice(body.get("jurisdiction"), "jurisdiction", &JURISDICTIONS)?;
-        let _changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
-        if self.entries()?.iter().any(|e| e.name == name) {
+        let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        if rows.iter().any(|e| e.name == name) {
             return Err(Error::D1Database {
                 database: name.to_owned(),
                 problem: D1Problem::NameTaken,
@@ -327,6 +330,8 @@ impl D1Registry {
             primary: false,
             created_at,
         };
+        rows.push(entry.clone());
+        drop(rows);
         details(&entry, &db)
     }
 
@@ -334,8 +339,8 @@ impl D1Registry {
     /// refused with [`D1Problem::Primary`]. A request already holding the database finishes
     /// on it.
     pub fn delete(&self, id: &str) -> Result<()> {
-        let _changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = self.find(id)?;
+        let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = find_in(&rows, id)?;
         if entry.primary {
             return Err(Error::D1Database {
                 database: id.to_owned(),
@@ -351,6 +356,8 @@ impl D1Registry {
             )?;
             Ok(())
         })?;
+        rows.retain(|e| e.uuid != entry.uuid);
+        drop(rows);
         let db = self
             .open
             .lock()
@@ -400,36 +407,12 @@ impl D1Registry {
 
     /// Every row, in creation order.
     fn entries(&self) -> Result<Vec<Entry>> {
-        let conn = &self.primary.shared().admin;
-        let schema = quote_ident(conn.schema());
-        conn.internal_with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT uuid, name, is_primary, created_at FROM {schema}.{TABLE} ORDER BY seq"
-            ))?;
-            let rows = stmt.query_map([], |r| {
-                Ok(Entry {
-                    uuid: r.get(0)?,
-                    name: r.get(1)?,
-                    primary: r.get::<_, i64>(2)? == 1,
-                    created_at: r.get(3)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
+        Ok(self.rows.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
     /// The row whose uuid (any case) or name is `id`; a uuid wins over a name.
     fn find(&self, id: &str) -> Result<Entry> {
-        let entries = self.entries()?;
-        entries
-            .iter()
-            .find(|e| e.uuid.eq_ignore_ascii_case(id))
-            .or_else(|| entries.iter().find(|e| e.name == id))
-            .cloned()
-            .ok_or_else(|| Error::D1Database {
-                database: id.to_owned(),
-                problem: D1Problem::NotFound,
-            })
+        find_in(&self.rows.lock().unwrap_or_else(|e| e.into_inner()), id)
     }
 
     /// Removes a created database's files; what cannot be removed is left (a later create
@@ -444,6 +427,39 @@ impl D1Registry {
         }
         let _ = std::fs::remove_dir_all(folder.join(format!("{base}.vectors")));
     }
+}
+
+/// Every row of the registry table of `primary`, in creation order.
+fn read_rows(primary: &Database) -> Result<Vec<Entry>> {
+    let conn = &primary.shared().admin;
+    let schema = quote_ident(conn.schema());
+    conn.internal_with(|c| {
+        let mut stmt = c.prepare(&format!(
+            "SELECT uuid, name, is_primary, created_at FROM {schema}.{TABLE} ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Entry {
+                uuid: r.get(0)?,
+                name: r.get(1)?,
+                primary: r.get::<_, i64>(2)? == 1,
+                created_at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    })
+}
+
+/// The row of `entries` whose uuid (any case) or name is `id`; a uuid wins over a name.
+fn find_in(entries: &[Entry], id: &str) -> Result<Entry> {
+    entries
+        .iter()
+        .find(|e| e.uuid.eq_ignore_ascii_case(id))
+        .or_else(|| entries.iter().find(|e| e.name == id))
+        .cloned()
+        .ok_or_else(|| Error::D1Database {
+            database: id.to_owned(),
+            problem: D1Problem::NotFound,
+        })
 }
 
 /// A list item as Cloudflare's list documents it (no sizes).

@@ -261,9 +261,9 @@ pub fn import(
             let etag = etag_field(body)?;
             let filename = string_field(body, "filename")?;
             let script = take_upload(store, db_uuid, filename, &etag)?;
-            let script = String::from_utf8(script.to_vec())
+            let script = std::str::from_utf8(&script)
                 .map_err(|e| Error::invalid("import file", format!("not UTF-8: {e}")))?;
-            let results = target.execute(&script)?;
+            let results = target.execute(script)?;
             let bookmark = bookmark(target)?;
             let answer = json!({
                 "success": true,
