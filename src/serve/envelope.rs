@@ -14,7 +14,6 @@ pub(crate) fn success(result: Json) -> Response {
 }
 
 /// A successful page of a list: HTTP 200 with `result` and `result_info`.
-#[allow(dead_code)] // the D1 database list
 pub(crate) fn page(result: Json, result_info: Json) -> Response {
     respond(
         StatusCode::OK,

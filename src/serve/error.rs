@@ -9,7 +9,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{Error, ErrorCode};
+use crate::error::{D1Problem, Error, ErrorCode};
 use crate::vectorize::error::codes;
 
 use super::envelope;
@@ -20,7 +20,6 @@ pub(crate) enum Api {
     /// `vectorize/v2/...`
     Vectorize,
     /// `d1/database/...`
-    #[allow(dead_code)] // the D1 routes
     D1,
 }
 
@@ -65,6 +64,13 @@ impl ApiError {
 
     /// A library error, as a route of `api` answers it.
     pub(crate) fn from_error(e: &Error, api: Api) -> Self {
+        if let Error::D1Database { problem, .. } = e {
+            let status = match problem {
+                D1Problem::NotFound => StatusCode::NOT_FOUND,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return ApiError::new(status, problem.cloudflare_code(), e.to_string());
+        }
         let code = e.json_code();
         let status = match (e, e.code()) {
             (Error::Vectorize(v), _) => match v.code {
@@ -159,6 +165,24 @@ mod tests {
                 Api::Vectorize,
                 StatusCode::BAD_REQUEST,
                 400,
+            ),
+            (
+                Error::D1Database {
+                    database: "x".into(),
+                    problem: D1Problem::NotFound,
+                },
+                Api::D1,
+                StatusCode::NOT_FOUND,
+                7404,
+            ),
+            (
+                Error::D1Database {
+                    database: "x".into(),
+                    problem: D1Problem::NameTaken,
+                },
+                Api::D1,
+                StatusCode::BAD_REQUEST,
+                7502,
             ),
             (
                 Error::Io {

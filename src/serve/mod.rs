@@ -22,6 +22,7 @@
 
 mod auth;
 mod body;
+pub(crate) mod d1;
 mod d1_routes;
 mod envelope;
 mod error;
@@ -219,7 +220,9 @@ fn bind(
     listener
         .set_nonblocking(true)
         .map_err(Error::io("listener"))?;
+    let addr = listener.local_addr().map_err(Error::io("listener"))?;
     let state = Arc::new(AppState {
+        addr,
         db,
         auth,
         tokens: options.tenant_tokens.clone(),
@@ -252,11 +255,12 @@ fn serve(
 
 /// What every request shares.
 pub(crate) struct AppState {
+    /// The bound address.
+    addr: SocketAddr,
     db: Arc<Database>,
     auth: Auth,
     tokens: Vec<TenantToken>,
     sessions: Sessions,
-    #[allow(dead_code)] // read by the D1 routes once wired
     d1: d1_routes::D1,
 }
 

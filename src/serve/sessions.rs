@@ -61,7 +61,6 @@ impl Sessions {
     }
 
     /// Closes every idle session of the database `db_key` (it is being deleted).
-    #[allow(dead_code)] // D1 database delete
     pub(crate) fn forget(&self, db_key: &str) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.retain(|(k, _), _| k != db_key);

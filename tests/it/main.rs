@@ -39,6 +39,7 @@ mod roles;
 mod schema;
 mod segment;
 mod serve;
+mod serve_d1;
 mod sessions;
 mod split;
 mod tvf;

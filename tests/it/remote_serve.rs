@@ -1,10 +1,7 @@
 //! `remote::Cloudflare` against the real `d1vec serve` (`d1vec::serve::spawn`): the same
 //! operations through the REST client and directly on the library, compared (oracle: the
 //! library), and `push` end to end into a served database.
-//!
-//! The D1 tests are ignored while the server's D1 routes are a stub (h-serve answers 501
-//! until h-d1api is wired in); they are written against the contract in
-//! /work/notes/serve-contract.md and run with `cargo test --test it remote_serve -- --ignored`.
+
 
 use std::sync::Arc;
 
@@ -157,7 +154,6 @@ fn vectorize_over_serve_answers_as_the_library() {
 }
 
 #[test]
-#[ignore = "needs serve's D1 routes: a 501 stub on h-serve until h-d1api is wired in"]
 fn d1_over_serve_answers_as_the_library() {
     let served = Arc::new(Database::open_in_memory().unwrap());
     let local = Database::open_in_memory().unwrap();
@@ -199,7 +195,6 @@ fn d1_over_serve_answers_as_the_library() {
 }
 
 #[test]
-#[ignore = "needs serve's D1 routes: a 501 stub on h-serve until h-d1api is wired in"]
 fn push_into_serve_copies_rows_and_vectors() {
     let dir = tempfile::tempdir().unwrap();
     let src = super::remote_push::source(dir.path());
