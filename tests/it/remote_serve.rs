@@ -2,7 +2,6 @@
 //! operations through the REST client and directly on the library, compared (oracle: the
 //! library), and `push` end to end into a served database.
 
-
 use std::sync::Arc;
 
 use d1vec::index::Metric;
