@@ -227,7 +227,7 @@ impl Cloudflare {
         let (retry, wait) = match status {
             429 => (true, retry_after.or(ratelimit_wait)),
             500..=599 if call.idempotency == Idempotency::Safe => (true, retry_after),
-            _ if ok_status => (false, None), // 2xx without an envelope: a broken answer
+            // Other statuses, and a 2xx without an envelope (a broken answer), are final.
             _ => (false, None),
         };
         Outcome::Failed { error, retry, wait }

@@ -34,6 +34,7 @@ mod query_paths;
 mod remote;
 mod remote_mock;
 mod remote_push;
+mod remote_serve;
 mod roles;
 mod schema;
 mod segment;

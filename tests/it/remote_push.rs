@@ -381,3 +381,75 @@ fn an_existing_database_not_made_by_this_push_is_refused() {
         "a list after the create, nothing else"
     );
 }
+
+/// The command line: `--dry-run` prints the plan as JSON and writes no state; a real run
+/// reads the token from the named variable and never prints it.
+#[test]
+fn the_push_command_dry_runs_and_pushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_path = dir.path().join("src.sqlite");
+    drop(source(dir.path()));
+    let dst = Arc::new(Database::open(dir.path().join("dst.sqlite")).unwrap());
+    let mock = fake_cloudflare(dst.clone());
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "push",
+            "--to",
+            "cloudflare",
+            "--account-id",
+            "acc",
+            "--token-env",
+            "D1VEC_TEST_PUSH_TOKEN",
+            "--base-url",
+            &mock.base_url,
+        ];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_d1vec"))
+            .arg("--db")
+            .arg(&src_path)
+            .args(&args)
+            .env("D1VEC_TEST_PUSH_TOKEN", "canary-push-token")
+            .env_remove("CLOUDFLARE_API_BASE_URL")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--dry-run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["d1_name"], "src");
+    assert_eq!(plan["tables"][1]["name"], "child");
+    assert_eq!(plan["tables"][1]["rows"], 1500);
+    assert_eq!(plan["indexes"][0]["vectors"], 2500);
+    assert!(mock.seen().is_empty());
+    assert!(!d1vec::cli::push::state_path(&src_path).exists());
+
+    let out = run(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["requests"], plan["requests"]);
+    assert_eq!(report["requests"].as_u64(), Some(mock.seen().len() as u64));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("canary-push-token"));
+    let state = std::fs::read_to_string(d1vec::cli::push::state_path(&src_path)).unwrap();
+    assert!(!state.contains("canary-push-token"));
+    assert!(mock
+        .seen()
+        .iter()
+        .all(|r| r.header("authorization") == Some("Bearer canary-push-token")));
+    let src = Database::open(&src_path).unwrap();
+    check_same(&src, &dst);
+}
