@@ -56,7 +56,7 @@ done
 echo "== d1vec serve on $base"
 
 export CLOUDFLARE_API_BASE_URL="$base" CLOUDFLARE_API_TOKEN="$token" CLOUDFLARE_ACCOUNT_ID=local
-export WRANGLER_SEND_METRICS=false CI=true NO_COLOR=1
+export WRANGLER_SEND_METRICS=false CI=true NO_COLOR=1 FORCE_COLOR=0 WRANGLER_LOG_PATH="$work/wrangler-logs"
 export D1VEC_BIN="$d1vec" D1VEC_DB="$work/db.sqlite" WORK="$work/project" WRANGLER_BIN="$here/node_modules/.bin/wrangler"
 mkdir -p "$WORK"
 

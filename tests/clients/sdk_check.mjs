@@ -161,6 +161,17 @@ const checks = [
         const listed = await all(cf.d1.database.list(acc));
         check(!listed.some((d) => d.uuid === state.db), "sdk-db still listed");
     }],
+    ["wrong token is refused (APIError, code 10000)", async () => {
+        const wrong = new Cloudflare({ apiToken: "not-the-token", baseURL: env.base, maxRetries: 0 });
+        try {
+            await wrong.vectorize.indexes.list(acc);
+        } catch (e) {
+            check(e.status === 401 || e.status === 403, `status ${e.status}`);
+            check(e.errors?.[0]?.code === 10000, `errors ${JSON.stringify(e.errors)}`);
+            return `${e.status}`;
+        }
+        throw new Error("a wrong token listed indexes");
+    }],
 ];
 
 function runLibError(...args) {

@@ -111,6 +111,6 @@ describe("Vectorize binding", { skip: bin ? false : "D1VEC_BIN is not set" }, ()
 
     test("a wrong token is refused", async () => {
         const wrong = d1vecBindings({ baseUrl: server.base, token: "wrong" }).vectorize("docs");
-        await assert.rejects(wrong.describe(), (e) => e instanceof CloudflareApiError && (e.status === 401 || e.status === 403));
+        await assert.rejects(wrong.describe(), (e) => e instanceof CloudflareApiError && (e.status === 401 || e.status === 403) && e.code === 10000);
     });
 });
