@@ -132,6 +132,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A D1 database named in a request of `d1vec serve`'s API cannot be used as asked
+    /// (see [`D1Problem`]). Nothing was changed.
+    #[error("D1 database `{database}`: {problem}")]
+    D1Database {
+        /// The id or name given.
+        database: String,
+        /// What is wrong.
+        problem: D1Problem,
+    },
     /// `--remote` was given: d1vec only has the local database.
     #[error(
         "--remote is not supported: `{command}` would run against hosted Cloudflare D1, which \
@@ -142,6 +151,34 @@ pub enum Error {
         /// The command that was refused (`d1 execute`, `d1 migrations apply`, …).
         command: &'static str,
     },
+}
+
+/// What is wrong with a D1 database named in a request of `d1vec serve`'s API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum D1Problem {
+    /// No database has that uuid or name (HTTP 404).
+    #[error("no such database")]
+    NotFound,
+    /// Creating a database whose name another database has.
+    #[error("a database with that name already exists")]
+    NameTaken,
+    /// Deleting the served database file itself, which the API cannot do.
+    #[error("the served database (the --db file) cannot be deleted through the API")]
+    Primary,
+}
+
+impl D1Problem {
+    /// Cloudflare's error code for it: 7404 (not found) and 7502 (name taken) are the codes
+    /// Cloudflare's API answers and wrangler recognises; 7400 is d1vec's for a refused delete
+    /// of the served file, which hosted D1 has no counterpart of.
+    pub fn cloudflare_code(self) -> u32 {
+        match self {
+            D1Problem::NotFound => 7404,
+            D1Problem::NameTaken => 7502,
+            D1Problem::Primary => 7400,
+        }
+    }
 }
 
 /// Stable numeric codes for the command line's JSON errors (`{"code": N, "error": "..."}`).

@@ -52,3 +52,14 @@ pub fn parse_key_file(text: &str) -> Result<MasterKeys> {
 pub fn key_file_text(keys: &MasterKeys) -> String {
     crate::keys::provider::render_key_file(keys).to_string()
 }
+
+/// The D1 part of `d1vec serve`'s API (`crate::serve::d1`, crate-private), for
+/// `tests/it/serve_d1.rs` and fuzz targets over request bodies: the same functions the
+/// server routes to.
+pub mod serve_d1 {
+    pub use crate::serve::d1::{
+        export, import, query, D1Registry, D1Target, RegistryOptions, TransferLimits,
+        TransferStore, DEFAULT_PER_PAGE, FOLDER, MAX_NAME_BYTES, MAX_STATEMENTS, PER_PAGE, TABLE,
+        TRANSFER_PATH,
+    };
+}

@@ -41,6 +41,7 @@ pub mod keys;
 mod rng;
 pub mod rollup;
 pub mod search;
+pub mod serve;
 pub mod sql;
 pub mod tenant;
 mod time;

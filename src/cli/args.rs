@@ -72,6 +72,9 @@ pub enum Command {
         #[command(subcommand)]
         command: super::keys::KeysCommand,
     },
+    /// Serve Cloudflare's D1 and Vectorize REST API on localhost, for wrangler and the
+    /// `cloudflare` SDK (README, "d1vec serve"). Runs until SIGTERM or Ctrl-C.
+    Serve(super::serve::ServeArgs),
 }
 
 /// `d1vec d1 …`

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod keys;
 pub mod output;
 pub mod search;
+pub mod serve;
 pub mod vectorize;
 
 use std::io::Write;
@@ -193,6 +194,7 @@ fn run(cli: Cli) -> Result<Printed> {
                 Printed::Text(output::table(&["table".into(), "rows".into()], &rows))
             })
         }
+        Command::Serve(a) => serve::run(db, tenant.is_some(), a).map(|()| Printed::Nothing),
         Command::Embed(_) | Command::Bench { .. } | Command::Demo(_) => {
             Err(Error::invalid("command", "runs without a database"))
         }

@@ -34,6 +34,8 @@ mod query_paths;
 mod roles;
 mod schema;
 mod segment;
+mod serve;
+mod serve_d1;
 mod sessions;
 mod split;
 mod tvf;
