@@ -116,13 +116,15 @@ const checks = [
     ["vectorize get-vectors", () => {
         same(canon(jsonTail(wOk("vectorize", "get-vectors", IDX, "--ids", "a", "b", "zz"))), stored(["a", "b", "zz"]), "get-vectors");
     }],
+    // `--cursor=C`, not `--cursor C`: a cursor may start with "-", which wrangler's and
+    // d1vec's argument parsers would take for a flag.
     ["vectorize list-vectors (two pages by cursor)", () => {
         const p1 = JSON.parse(wOk("vectorize", "list-vectors", IDX, "--count", "3", "--json"));
         const l1 = cli("vectorize", "list-vectors", IDX, "--count", "3");
         for (const k of ["count", "totalCount", "isTruncated", "vectors"]) same(canon(p1[k]), canon(l1[k]), `list-vectors page 1 ${k}`);
         check(p1.isTruncated && p1.nextCursor, "page 1 of 5 ids by 3 is not truncated");
-        const p2 = JSON.parse(wOk("vectorize", "list-vectors", IDX, "--count", "3", "--cursor", p1.nextCursor, "--json"));
-        const l2 = cli("vectorize", "list-vectors", IDX, "--count", "3", "--cursor", l1.nextCursor);
+        const p2 = JSON.parse(wOk("vectorize", "list-vectors", IDX, "--count", "3", `--cursor=${p1.nextCursor}`, "--json"));
+        const l2 = cli("vectorize", "list-vectors", IDX, "--count", "3", `--cursor=${l1.nextCursor}`);
         for (const k of ["count", "totalCount", "isTruncated", "vectors"]) same(canon(p2[k]), canon(l2[k]), `list-vectors page 2 ${k}`);
         const ids = [...p1.vectors, ...p2.vectors].map((v) => v.id).sort();
         same(ids, ["a", "b", "c", "d", "e"], "ids over both pages");
