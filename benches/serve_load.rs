@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use d1vec::serve::{spawn, ServeOptions};
 use d1vec::index::Metric;
+use d1vec::serve::{spawn, ServeOptions};
 use d1vec::vectorize::types::{QueryOptions, Vector};
 use d1vec::vectorize::CreateIndex;
 use d1vec::Database;
@@ -63,8 +63,17 @@ struct ClientLog {
     acked_rows: u64,
 }
 
-fn post(client: &reqwest::blocking::Client, url: &str, body: reqwest::blocking::Body, ndjson: bool) -> Result<Json, String> {
-    let content_type = if ndjson { "application/x-ndjson" } else { "application/json" };
+fn post(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    body: reqwest::blocking::Body,
+    ndjson: bool,
+) -> Result<Json, String> {
+    let content_type = if ndjson {
+        "application/x-ndjson"
+    } else {
+        "application/json"
+    };
     let response = client
         .post(url)
         .bearer_auth("load-test")
@@ -74,7 +83,8 @@ fn post(client: &reqwest::blocking::Client, url: &str, body: reqwest::blocking::
         .map_err(|e| format!("transport: {e}"))?;
     let status = response.status();
     let text = response.text().map_err(|e| format!("body: {e}"))?;
-    let envelope: Json = serde_json::from_str(&text).map_err(|e| format!("{status}: not JSON ({e}): {text:.200}"))?;
+    let envelope: Json = serde_json::from_str(&text)
+        .map_err(|e| format!("{status}: not JSON ({e}): {text:.200}"))?;
     if !status.is_success() || envelope["success"] != json!(true) {
         return Err(format!("{status}: {text:.300}"));
     }
@@ -103,11 +113,15 @@ fn client_loop(id: usize, base: &str, d1: &str, until: Instant) -> ClientLog {
         let outcome = match op {
             Op::Query => {
                 let body = json!({"vector": rng.vector(), "topK": 10, "returnMetadata": "none"});
-                post(&client, &format!("{index_url}/query"), body.to_string().into(), false).and_then(|r| {
-                    match r["matches"].as_array() {
-                        Some(m) if m.len() == 10 => Ok(()),
-                        _ => Err(format!("query answered {r:.200}")),
-                    }
+                post(
+                    &client,
+                    &format!("{index_url}/query"),
+                    body.to_string().into(),
+                    false,
+                )
+                .and_then(|r| match r["matches"].as_array() {
+                    Some(m) if m.len() == 10 => Ok(()),
+                    _ => Err(format!("query answered {r:.200}")),
                 })
             }
             Op::Upsert => {
@@ -115,7 +129,12 @@ fn client_loop(id: usize, base: &str, d1: &str, until: Instant) -> ClientLog {
                 let vid = format!("c{id}-{seq}");
                 let values = rng.vector();
                 let line = json!({"id": vid, "values": values, "metadata": {"client": id as u64}});
-                let outcome = post(&client, &format!("{index_url}/upsert"), format!("{line}\n").into(), true);
+                let outcome = post(
+                    &client,
+                    &format!("{index_url}/upsert"),
+                    format!("{line}\n").into(),
+                    true,
+                );
                 if outcome.is_ok() {
                     log.acked_vectors.push((vid, values));
                 }
@@ -196,18 +215,25 @@ fn main() {
     let db = Arc::new(Database::open(dir.path().join("load.sqlite")).expect("open"));
     db.exec("CREATE TABLE load_rows (client INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (client, seq))")
         .expect("table");
-    db.create_index(&CreateIndex::new(INDEX, DIMS, Metric::Cosine)).expect("index");
+    db.create_index(&CreateIndex::new(INDEX, DIMS, Metric::Cosine))
+        .expect("index");
     let mut rng = Rng(1);
-    let preload: Vec<Vector> = (0..PRELOAD).map(|i| Vector::new(format!("p{i}"), rng.vector())).collect();
+    let preload: Vec<Vector> = (0..PRELOAD)
+        .map(|i| Vector::new(format!("p{i}"), rng.vector()))
+        .collect();
     let index = db.vectorize(INDEX).expect("index");
     for chunk in preload.chunks(1000) {
         index.insert(chunk).expect("preload");
     }
 
-    let server = spawn(Arc::clone(&db), ServeOptions {
+    let server = spawn(
+        Arc::clone(&db),
+        ServeOptions {
             listen: "127.0.0.1:0".parse().expect("address"),
             ..ServeOptions::default()
-        }).expect("serve");
+        },
+    )
+    .expect("serve");
     let base = server.base_url();
     let d1 = reqwest::blocking::Client::new()
         .get(format!("{base}/accounts/{ACCOUNT}/d1/database"))
@@ -237,7 +263,10 @@ fn main() {
                 s.spawn(move || client_loop(id, base, d1, until))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("client thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
     });
     let elapsed = started.elapsed();
     server.shutdown().expect("graceful shutdown");
@@ -246,7 +275,12 @@ fn main() {
     for op in [Op::Query, Op::Upsert, Op::SqlWrite, Op::SqlRead] {
         let mut lat: Vec<Duration> = logs
             .iter()
-            .flat_map(|l| l.latencies.iter().filter(|(o, _)| *o == op).map(|(_, d)| *d))
+            .flat_map(|l| {
+                l.latencies
+                    .iter()
+                    .filter(|(o, _)| *o == op)
+                    .map(|(_, d)| *d)
+            })
             .collect();
         lat.sort();
         println!(
@@ -276,7 +310,10 @@ fn main() {
                 acked_vectors += 1;
                 let stored = found.iter().find(|v| &v.id == id);
                 let same = stored.is_some_and(|v| {
-                    v.values.iter().zip(values).all(|(a, b)| (a - (*b as f32 as f64)).abs() < 1e-6)
+                    v.values
+                        .iter()
+                        .zip(values)
+                        .all(|(a, b)| (a - (*b as f32 as f64)).abs() < 1e-6)
                 });
                 if !same {
                     lost_vectors += 1;

@@ -15,8 +15,8 @@ pub mod limits;
 pub mod list;
 pub mod manage;
 pub mod ndjson;
-pub mod sql_function;
 mod settle;
+pub mod sql_function;
 pub mod store;
 pub mod types;
 
