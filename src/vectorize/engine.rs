@@ -56,6 +56,7 @@ pub(crate) struct Counters {
     graph: AtomicU64,
     fallback: AtomicU64,
     rebuilt_segments: AtomicU64,
+    loads: AtomicU64,
 }
 
 /// A snapshot of the engine's counters.
@@ -71,6 +72,9 @@ pub struct Stats {
     /// Segment files found damaged, foreign or uncommitted at load, deleted and rebuilt from
     /// SQLite (a file that is simply missing is not counted: its vectors are rebuilt all the same).
     pub rebuilt_segments: u64,
+    /// Index states built from SQLite (the first search of an index in this process, or
+    /// one that found the state behind a write it could not wait for).
+    pub state_loads: u64,
 }
 
 /// All indexes' in-memory state for one database.
@@ -190,6 +194,7 @@ impl Engine {
             graph_searches: c.graph.load(Ordering::Relaxed),
             exact_fallbacks: c.fallback.load(Ordering::Relaxed),
             rebuilt_segments: c.rebuilt_segments.load(Ordering::Relaxed),
+            state_loads: c.loads.load(Ordering::Relaxed),
         }
     }
 
@@ -279,6 +284,11 @@ impl Engine {
     /// drops the state, to be rebuilt from SQLite; a failed seal leaves the vectors in the
     /// mutable segment, and the next write or load tries again.
     pub fn apply(&self, row: &IndexRow, change: &Change<'_>) {
+        // Writes commit in sequence order, but their threads may get here in any order; the
+        // state follows them in commit order, or a later write would find it one behind
+        // and leave it there, so that every search after rebuilt it.
+        self.settling
+            .wait(row.index_id, change.from_seq, super::settle::SETTLE_WAIT);
         self.follow(row, change);
         self.settling.settle(row.index_id, change.seq);
     }
@@ -287,6 +297,11 @@ impl Engine {
     /// [`Engine::apply`] has run wait for it rather than rebuild the state.
     pub fn announce(&self, index_id: i64, seq: i64) {
         self.settling.announce(index_id, seq);
+    }
+
+    /// A write that began at sequence `from` failed: its announcement is void.
+    pub fn withdraw_after(&self, index_id: i64, from: i64) {
+        self.settling.withdraw_after(index_id, from);
     }
 
     /// [`Engine::apply`]'s work on the state.
@@ -365,6 +380,7 @@ impl Engine {
         if let Some(state) = self.cached(row) {
             return Ok(state);
         }
+        self.counters.loads.fetch_add(1, Ordering::Relaxed);
         let state = Arc::new(self.load(conn, row)?);
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         // Never replace a newer state with an older one: a writer may have moved the current

@@ -111,6 +111,10 @@ fn mutation_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// How many read snapshots a search takes at most to find one as new as the index's
+/// in-memory state (see `VectorIndex::with_read_state`).
+const SNAPSHOT_ATTEMPTS: usize = 4;
+
 impl VectorIndex {
     pub(crate) fn open(shared: Arc<Shared>, name: &str, caller: Caller) -> Result<VectorIndex> {
         let row = shared
@@ -241,13 +245,20 @@ impl VectorIndex {
         &self,
         mut f: impl FnMut(&rusqlite::Connection, &IndexRow) -> Result<T>,
     ) -> Result<(IndexRow, T)> {
-        store::retry_busy(self.shared.options.busy_timeout, || {
+        let began = std::cell::Cell::new(None);
+        let out = store::retry_busy(self.shared.options.busy_timeout, || {
             self.shared.admin.internal_tx(|tx| {
                 let row = self.current_row(tx)?;
+                began.set(Some(row.seq));
                 let out = f(tx, &row)?;
                 Ok((row, out))
             })
-        })
+        });
+        if let (Err(_), Some(from)) = (&out, began.get()) {
+            // Rolled back: what `f` announced (`Engine::announce`) never commits.
+            self.shared.vectors.withdraw_after(self.row.index_id, from);
+        }
+        out
     }
 
     /// The index's row in a fresh read snapshot and a state at least as new (loaded on a
@@ -280,26 +291,44 @@ impl VectorIndex {
 
     /// Runs a search against one read snapshot on a reader connection (see
     /// [`crate::db`]'s `read_tx`) with the index's state; a failed read leaves the state be.
+    ///
+    /// `f` gets `last = false` while it may decline with `Ok(None)`: it does so when, under
+    /// the state's read lock, the state holds a write committed after this snapshot began.
+    /// That write's vectors would be found and then dropped as missing from the snapshot
+    /// (and the vectors it replaced not found), leaving fewer than topK. A newer snapshot
+    /// sees the write, so the search takes one, a bounded number of times; the last
+    /// attempt (`last = true`) answers from what it has.
     fn with_read_state<T>(
         &self,
-        f: impl FnOnce(&rusqlite::Connection, &IndexRow, &Arc<IndexState>) -> Result<T>,
+        mut f: impl FnMut(&rusqlite::Connection, &IndexRow, &Arc<IndexState>, bool) -> Result<Option<T>>,
     ) -> Result<T> {
-        self.shared.read_tx(|tx| {
-            let row = store::index_by_name(tx, &self.row.name)?
-                .filter(|r| r.index_id == self.row.index_id)
-                .ok_or_else(|| not_found(&self.row.name))?;
-            let state = self.shared.vectors.state_for_read(tx, &row)?;
-            f(tx, &row, &state)
-        })
+        for attempt in 1..=SNAPSHOT_ATTEMPTS {
+            let last = attempt == SNAPSHOT_ATTEMPTS;
+            let answered = self.shared.read_tx(|tx| {
+                let row = store::index_by_name(tx, &self.row.name)?
+                    .filter(|r| r.index_id == self.row.index_id)
+                    .ok_or_else(|| not_found(&self.row.name))?;
+                let state = self.shared.vectors.state_for_read(tx, &row)?;
+                f(tx, &row, &state, last)
+            })?;
+            if let Some(out) = answered {
+                return Ok(out);
+            }
+        }
+        Err(Error::invalid(
+            "vector search",
+            "the search declined its last snapshot",
+        ))
     }
 
     /// [`VectorIndex::with_read_state`], or on `on` when given: a connection already inside
     /// a statement of this database (the SQL function's). Its `Mutex` is held by that
-    /// statement, so the admin connection is not touched and no transaction is begun.
+    /// statement, so the admin connection is not touched and no transaction is begun (and
+    /// the one snapshot is the last).
     fn with_state_on<T>(
         &self,
         on: Option<&rusqlite::Connection>,
-        f: impl FnOnce(&rusqlite::Connection, &IndexRow, &Arc<IndexState>) -> Result<T>,
+        mut f: impl FnMut(&rusqlite::Connection, &IndexRow, &Arc<IndexState>, bool) -> Result<Option<T>>,
     ) -> Result<T> {
         let Some(conn) = on else {
             return self.with_read_state(f);
@@ -308,7 +337,8 @@ impl VectorIndex {
             .filter(|r| r.index_id == self.row.index_id)
             .ok_or_else(|| not_found(&self.row.name))?;
         let state = self.shared.vectors.state_for_read(conn, &row)?;
-        f(conn, &row, &state)
+        f(conn, &row, &state, true)?
+            .ok_or_else(|| Error::invalid("vector search", "the search declined its snapshot"))
     }
 
     /// Inserts vectors; an id that already exists keeps its stored vector (the first wins,
@@ -671,7 +701,7 @@ impl VectorIndex {
         self.check(VectorAction::Read)?;
         let query = prepare(self.row.metric, values);
         let engine = &self.shared.vectors;
-        self.with_state_on(on, |tx, row, state| {
+        self.with_state_on(on, |tx, row, state, last| {
             let meta_indexes = store::metadata_indexes(tx, row.index_id)?;
             let types = |p: &str| {
                 meta_indexes
@@ -680,6 +710,10 @@ impl VectorIndex {
                     .map(|(_, t, _)| *t)
             };
             let segs = state.inner.read().unwrap_or_else(|e| e.into_inner());
+            // The state's seq moves only under its write lock: stable while `segs` is held.
+            if state.seq() > row.seq && !last {
+                return Ok(None);
+            }
             let candidates: Option<Arc<IdBitset>> = match (&filter, &namespace) {
                 (Some(f), ns) => {
                     let key = options
@@ -749,10 +783,10 @@ impl VectorIndex {
             };
             matches.sort_by(better);
             matches.truncate(options.top_k);
-            Ok(Matches {
+            Ok(Some(Matches {
                 count: matches.len(),
                 matches,
-            })
+            }))
         })
     }
 

@@ -41,6 +41,7 @@ mod segment;
 mod serve;
 mod serve_d1;
 mod sessions;
+mod settle;
 mod split;
 mod tvf;
 mod vector_crash;
