@@ -43,6 +43,9 @@ pub mod permissions {
     pub const DATA_ERASE: &str = "data.erase";
     /// Rotate the tenant's data keys.
     pub const KEYS_ROTATE: &str = "keys.rotate";
+    /// Add, change or remove the tenant's users (write `users`: a user's role and status
+    /// decide every other permission, so writing them is a permission of its own).
+    pub const USERS_MANAGE: &str = "users.manage";
 }
 
 /// A role inside a tenant, as `users.role` and `role_permissions.role` spell it.
@@ -252,6 +255,14 @@ const TABLE_GATES: &[Gate] = &[
         table: "published_posts",
         verb: Verb::Write,
         permission: permissions::POSTS_PUBLISH,
+    },
+    // Without this gate any role could write its own `users.role` and be re-resolved as
+    // owner by its next session (found by review of `d1vec serve`, where every pooled
+    // session opens as its token's user).
+    Gate {
+        table: "users",
+        verb: Verb::Write,
+        permission: permissions::USERS_MANAGE,
     },
 ];
 

@@ -95,6 +95,9 @@ enum Action {
     Export,
     /// `INSERT` into `campaigns` (ungated).
     WriteCampaign,
+    /// `UPDATE users` to make the session's own user an owner (gated by `users.manage`:
+    /// a user's row decides its permissions).
+    PromoteSelf,
     /// A permission asked directly with `require` (key rotation, reading a secret, erase).
     Require(&'static str),
 }
@@ -106,6 +109,7 @@ impl Action {
             Action::Publish => Some(permissions::POSTS_PUBLISH),
             Action::Export => Some(permissions::DATA_EXPORT),
             Action::WriteCampaign => None,
+            Action::PromoteSelf => Some(permissions::USERS_MANAGE),
             Action::Require(p) => Some(p),
         }
     }
@@ -133,16 +137,23 @@ impl Action {
                     s.prepare(failing),
                 ])
                 .map(|_| ()),
+            Action::PromoteSelf => s
+                .batch(&[
+                    s.prepare("UPDATE users SET role = 'owner', status = 'active'"),
+                    s.prepare(failing),
+                ])
+                .map(|_| ()),
             Action::Require(p) => s.require(p),
         }
     }
 }
 
-const ACTIONS: [Action; 8] = [
+const ACTIONS: [Action; 9] = [
     Action::ReadAudit,
     Action::Publish,
     Action::Export,
     Action::WriteCampaign,
+    Action::PromoteSelf,
     Action::Require(permissions::KEYS_ROTATE),
     Action::Require(permissions::CONNECTIONS_READ_SECRET),
     Action::Require(permissions::DATA_ERASE),
