@@ -59,6 +59,15 @@ impl Auth {
                 ),
             ));
         }
+        if admin.is_none() && !options.tenant_tokens.is_empty() {
+            // Without an admin token every other bearer is admin: a tenant would only have
+            // to send another token (or none) to leave its session.
+            return Err(Error::invalid(
+                "--tokens",
+                "tenant-bound tokens need an admin token (--token or D1VEC_SERVE_TOKEN): \
+                 without one, any other token is admitted as admin",
+            ));
+        }
         let all = admin
             .into_iter()
             .chain(options.tenant_tokens.iter().map(|t| t.token.as_str()));
@@ -89,10 +98,20 @@ impl Auth {
     }
 
     /// The principal of a request with these headers (`Authorization: Bearer <token>`).
+    ///
+    /// Without an admin token (loopback only) every caller is admin, so the server must
+    /// also be sure the caller is a program on this machine and not a web page the user
+    /// has open: a browser adds `Origin` to every cross-origin request (even one it sends
+    /// without a preflight), and a page reaching the server through DNS rebinding sends
+    /// its own host name. Such requests are refused; wrangler, the SDK and other
+    /// programs send neither.
     pub(crate) fn authenticate(
         &self,
         headers: &HeaderMap,
     ) -> std::result::Result<Principal, ApiError> {
+        if self.open && (headers.contains_key(header::ORIGIN) || !loopback_host(headers)) {
+            return Err(refused());
+        }
         let token = bearer(headers);
         let presented = digest(token.unwrap_or_default());
         let mut tenant = None;
@@ -112,6 +131,25 @@ impl Auth {
             _ => Err(refused()),
         }
     }
+}
+
+/// Whether the `Host` header names this machine (`localhost`, `127.0.0.1`, `[::1]`, with
+/// any port), or is absent (HTTP/1.0 clients).
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST) else {
+        return true;
+    };
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The token of `Authorization: Bearer <token>`, if the header has that form.
@@ -168,7 +206,9 @@ mod tests {
     fn the_table_of_principals() {
         let lo: SocketAddr = LOOPBACK.parse().unwrap();
         let closed = Auth::new(&options(Some("adm"), &[("tt", "t1"), ("uu", "t2")]), lo).unwrap();
-        let open = Auth::new(&options(None, &[("tt", "t1")]), lo).unwrap();
+        let open = Auth::new(&options(None, &[]), lo).unwrap();
+        // Tenant tokens without an admin token would make every other token admin.
+        assert!(Auth::new(&options(None, &[("tt", "t1")]), lo).is_err());
         let cases = [
             (&closed, Some("Bearer adm"), Some(Principal::Admin)),
             (&closed, Some("bearer  adm "), Some(Principal::Admin)),
@@ -179,7 +219,6 @@ mod tests {
             (&closed, Some("Basic adm"), None),
             (&closed, Some("Bearer "), None),
             (&closed, None, None),
-            (&open, Some("Bearer tt"), Some(Principal::Tenant(0))),
             (&open, Some("Bearer anything"), Some(Principal::Admin)),
             (&open, None, Some(Principal::Admin)),
         ];
@@ -188,6 +227,41 @@ mod tests {
             assert_eq!(got, want, "{header:?}");
         }
         assert_eq!(closed.authenticate(&headers(None)).unwrap_err(), refused());
+    }
+
+    #[test]
+    fn open_mode_refuses_browsers_and_foreign_hosts() {
+        let lo: SocketAddr = "127.0.0.1:8787".parse().unwrap();
+        let open = Auth::new(&options(None, &[]), lo).unwrap();
+        let closed = Auth::new(&options(Some("adm"), &[]), lo).unwrap();
+        let with = |pairs: &[(header::HeaderName, &str)]| {
+            let mut h = headers(Some("Bearer adm"));
+            for (name, value) in pairs {
+                h.insert(name.clone(), value.parse().unwrap());
+            }
+            h
+        };
+        for (pairs, open_ok) in [
+            (vec![], true),
+            (vec![(header::HOST, "127.0.0.1:8787")], true),
+            (vec![(header::HOST, "localhost")], true),
+            (vec![(header::HOST, "[::1]:8787")], true),
+            (vec![(header::HOST, "127.0.0.2:80")], true),
+            (vec![(header::HOST, "evil.example:8787")], false),
+            (vec![(header::HOST, "127.0.0.1.evil.example")], false),
+            (vec![(header::HOST, "[::1]evil")], true),
+            (vec![(header::ORIGIN, "https://evil.example")], false),
+            (vec![(header::ORIGIN, "null")], false),
+        ] {
+            let h = with(&pairs);
+            assert_eq!(open.authenticate(&h).is_ok(), open_ok, "{pairs:?}");
+            // With an admin token the token decides; hosts and origins do not matter.
+            assert_eq!(
+                closed.authenticate(&h).ok(),
+                Some(Principal::Admin),
+                "{pairs:?}"
+            );
+        }
     }
 
     #[test]

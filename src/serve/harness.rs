@@ -19,6 +19,9 @@ use crate::Database;
 /// The tenant-bound token of the harness (tenant `t1`).
 pub const TENANT_TOKEN: &str = "fuzz-tenant-token";
 
+/// The harness's admin token (tenant tokens need one: see `Auth::new`).
+const ADMIN_TOKEN: &str = "fuzz-admin-token";
+
 /// One route a fuzz input can reach: method, path under the account, content type.
 const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "vectorize/v2/indexes", "application/json"),
@@ -97,7 +100,7 @@ impl HttpHarness {
         let db = Arc::new(db);
         let options = ServeOptions {
             listen: ([127, 0, 0, 1], 0).into(),
-            admin_token: None,
+            admin_token: Some(ADMIN_TOKEN.to_owned()),
             tenant_tokens: vec![TenantToken {
                 token: TENANT_TOKEN.to_owned(),
                 tenant: "t1".to_owned(),
@@ -136,9 +139,8 @@ impl HttpHarness {
             .uri(format!("/client/v4/accounts/fuzz/{path}"))
             .header(header::CONTENT_TYPE, content_type)
             .header(header::HOST, "127.0.0.1");
-        if tenant {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {TENANT_TOKEN}"));
-        }
+        let token = if tenant { TENANT_TOKEN } else { ADMIN_TOKEN };
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         let Ok(request) = request.body(Body::from(body.to_vec())) else {
             return (0, Json::Null);
         };
