@@ -282,6 +282,15 @@ async fn upload(
     Path(KeyPath { key }): Path<KeyPath>,
     request: Request,
 ) -> Response {
+    // The URL is the permission (no token): refuse an unknown one before reading a byte.
+    if !state.d1.transfers.awaits_upload(&key) {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            7404,
+            "upload URL: unknown or expired",
+        )
+        .into_response();
+    }
     let limit = state.d1.transfers.limits().max_object_bytes;
     let bytes = match body::read(request, limit, Api::D1).await {
         Ok(b) => b,

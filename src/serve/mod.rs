@@ -180,6 +180,8 @@ pub(crate) fn run_until_signal(
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
+        // Colour only on a terminal: a log file or pipe gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let (listener, state) = bind(db, &options)?;
     ready(listener.local_addr().map_err(Error::io("listener"))?);
@@ -315,7 +317,7 @@ impl AppState {
                 let token = &state.tokens[at];
                 let session = state.sessions.take(&db, &db_key, at, token)?;
                 let out = f(Surface::Tenant(&session));
-                state.sessions.give(&db_key, at, session);
+                state.sessions.give(&db_key, at, token, session);
                 out
             }
         })

@@ -4,7 +4,8 @@
 //! far more than a query; so a session is kept after its request and reused by the next
 //! request of the same token on the same database. A session is taken out of the pool for
 //! the whole of one request, so two requests never share one; at most [`MAX_IDLE`] idle
-//! sessions are kept per key, the rest are closed.
+//! sessions are kept per key, the rest are closed. Only sessions of tokens without a user
+//! are kept (a user's role is read when its session opens).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -51,8 +52,19 @@ impl Sessions {
         }
     }
 
-    /// Returns a session taken with [`Sessions::take`] after its request.
-    pub(crate) fn give(&self, db_key: &str, at: usize, session: TenantSession) {
+    /// Returns a session taken with [`Sessions::take`] after its request. A session acting
+    /// as a user is closed instead: its role and status were read when it opened, and a
+    /// pooled one would keep them after the user is demoted or disabled.
+    pub(crate) fn give(
+        &self,
+        db_key: &str,
+        at: usize,
+        token: &TenantToken,
+        session: TenantSession,
+    ) {
+        if token.user.is_some() {
+            return;
+        }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.entry((db_key.to_owned(), at)).or_default();
         if list.len() < MAX_IDLE {

@@ -794,6 +794,55 @@ fn tenant_tokens_are_confined_to_their_tenant() {
     s.shutdown().unwrap();
 }
 
+/// Review findings over HTTP: a viewer's token cannot promote its own user (the `users`
+/// table is gated by `users.manage`), and a user whose role is lowered by the admin loses
+/// the permission on its very next request (user-bound sessions are not pooled). Oracle:
+/// the library's own answer for the same user, and the stored row.
+#[test]
+fn a_user_token_can_neither_promote_itself_nor_outlive_its_role() {
+    let (db, s) = tenants_setup();
+    let a = s.addr();
+    let q = "/client/v4/accounts/acc/d1/database/memory/query";
+    let promote = post(
+        a,
+        q,
+        Some("tok-av"),
+        &json!({"sql": "UPDATE users SET role = 'owner' WHERE user_id = 'u_a'"}),
+    );
+    assert_eq!(promote.body["success"], false, "{:?}", promote.body);
+    let role = db
+        .prepare("SELECT role FROM users WHERE user_id = 'u_a'")
+        .first_column("role")
+        .unwrap();
+    assert_eq!(role, Some(json!("viewer")));
+    // Several requests at once (so that more than one session opens), then audit reads.
+    let audit = json!({"sql": "SELECT count(*) AS n FROM audit_logs"});
+    std::thread::scope(|sc| {
+        for _ in 0..4 {
+            sc.spawn(|| post(a, q, Some("tok-av"), &audit));
+        }
+    });
+    assert_eq!(post(a, q, Some("tok-av"), &audit).body["success"], false);
+    // The admin makes u_a an owner: the next request may read the audit trail; lowered
+    // again to viewer, the next request may not, as the library decides for the user.
+    db.exec("UPDATE users SET role = 'owner' WHERE user_id = 'u_a'")
+        .unwrap();
+    assert_eq!(post(a, q, Some("tok-av"), &audit).body["success"], true);
+    db.exec("UPDATE users SET role = 'viewer' WHERE user_id = 'u_a'")
+        .unwrap();
+    let refused = post(a, q, Some("tok-av"), &audit);
+    assert_eq!(refused.body["success"], false, "{:?}", refused.body);
+    assert!(db
+        .tenant("t_a")
+        .unwrap()
+        .as_user("u_a")
+        .unwrap()
+        .prepare("SELECT count(*) AS n FROM audit_logs")
+        .all()
+        .is_err());
+    s.shutdown().unwrap();
+}
+
 mod properties {
     use proptest::prelude::*;
 

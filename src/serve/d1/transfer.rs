@@ -135,6 +135,20 @@ impl TransferStore {
         &self.limits
     }
 
+    /// Whether `key` is an upload URL still waiting for its file: checked before a body is
+    /// read, so that a request to an unknown URL (which needs no token) costs no memory.
+    pub fn awaits_upload(&self, key: &str) -> bool {
+        let mut inner = self.lock();
+        inner.purge(Instant::now());
+        matches!(
+            inner.objects.get(key),
+            Some(Slot {
+                object: Object::Upload { bytes: None, .. },
+                ..
+            })
+        )
+    }
+
     /// `PUT <upload_url>`: stores `body` as the file of the upload URL `key` and returns its
     /// md5 in hex, the `ETag` wrangler checks. Refused, storing nothing: an unknown or
     /// expired key, a download key, a key already used, a body past the limits, and a body
