@@ -558,18 +558,18 @@ fn oversized_bodies_are_refused_before_they_are_read() {
     )
     .ok();
     let head = format!(
-        "POST {INDEXES}/v/insert HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-ndjson\r\nContent-Length: 200000000\r\n\r\n"
+        "POST {INDEXES}/v/insert HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/x-ndjson\r\nContent-Length: 200000000\r\n\r\n"
     );
     let r = raw(a, head.as_bytes());
     assert_eq!(r.err(), (413, 40044));
     let head = format!(
-        "POST {INDEXES}/v/query HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 20000000\r\n\r\n"
+        "POST {INDEXES}/v/query HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 20000000\r\n\r\n"
     );
     assert_eq!(raw(a, head.as_bytes()).err(), (413, 40044));
     // A client that goes away mid-body leaves the server serving.
     let mut stream = TcpStream::connect(a).unwrap();
     let head = format!(
-        "POST {INDEXES}/v/insert HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{\"id\":"
+        "POST {INDEXES}/v/insert HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n{{\"id\":"
     );
     stream.write_all(head.as_bytes()).unwrap();
     drop(stream);
@@ -919,7 +919,7 @@ fn an_acknowledged_write_survives_graceful_shutdown() {
                     let line = format!("{{\"id\":\"{id}\",\"values\":[{w},{i}]}}");
                     let Ok(mut stream) = TcpStream::connect(a) else { break };
                     let req = format!(
-                        "POST {INDEXES}/w/upsert HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{line}",
+                        "POST {INDEXES}/w/upsert HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{line}",
                         line.len()
                     );
                     if stream.write_all(req.as_bytes()).is_err() {
