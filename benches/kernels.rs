@@ -7,7 +7,10 @@
 //!
 //! Groups (every throughput is in bytes or elements per second, as criterion prints it):
 //! - `distance`: cosine, dot and L2 of two in-cache vectors at 1024 and 1536 dims; bytes are
-//!   both vectors (`2 * dims * 4`), so the figure is compute speed, not memory speed.
+//!   both vectors (`2 * dims * 4`), so the figure is compute speed, not memory speed. Also
+//!   `dot_i8` (the int8 kernel over the two vectors' codes) and `cosine_i8_estimate` (the
+//!   estimated distance a version 2 segment's traversal computes), with the same byte count
+//!   as the f32 figures, so throughputs compare directly.
 //! - `memory`: the baseline, a plain streaming sum of f32 over a 512 MiB buffer (16x the L3
 //!   cache), on one thread and on rayon's pool.
 //! - `exact_scan`: `index::exact::top_k_matrix` (cosine, k = 10) over that same buffer viewed
@@ -41,6 +44,7 @@ use criterion::{
 use d1vec::index::distance::{dot, l2_squared, normalize_in_place};
 use d1vec::index::exact::top_k_matrix;
 use d1vec::index::mutable::MutableSegment;
+use d1vec::index::quant::{dot_i8, quantize, Estimator};
 use d1vec::index::segment::{SealedSegment, SearchScratch};
 use d1vec::index::{GraphParams, Hit, IdBitset, Metric};
 use d1vec::vectorize::filter::{
@@ -170,6 +174,18 @@ fn distance(c: &mut Criterion) {
         });
         g.bench_function(BenchmarkId::new("l2", dims), |bench| {
             bench.iter(|| l2_squared(black_box(&a), black_box(&b)))
+        });
+        // The int8 codes of the same two vectors (what graph traversal compares in a
+        // version 2 segment). Throughput stays the f32 bytes, so the two figures compare
+        // vectors per second directly.
+        let (ca, _) = quantize(&a);
+        let (cb, pb) = quantize(&b);
+        g.bench_function(BenchmarkId::new("dot_i8", dims), |bench| {
+            bench.iter(|| dot_i8(black_box(&ca), black_box(&cb)))
+        });
+        let est = Estimator::new(Metric::Cosine, &a);
+        g.bench_function(BenchmarkId::new("cosine_i8_estimate", dims), |bench| {
+            bench.iter(|| est.distance(black_box(&cb), black_box(pb)))
         });
     }
     g.finish();
@@ -376,7 +392,8 @@ impl GraphData {
         );
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("bench.seg");
-        SealedSegment::write(&path, &mutable.to_parts(), GRAPH_ROWS as u64).expect("write segment");
+        SealedSegment::write(&path, &mutable.to_parts(), GRAPH_ROWS as u64, &[])
+            .expect("write segment");
         let sealed = SealedSegment::open(&path).expect("open segment");
         let data = GraphData {
             mutable,

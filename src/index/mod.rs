@@ -8,6 +8,7 @@ pub mod distance;
 pub mod exact;
 pub mod graph;
 pub mod mutable;
+pub mod quant;
 pub mod segment;
 
 pub use graph::{Allow, GraphParams, GraphParts, Hit, IdBitset, Metric};

@@ -516,7 +516,7 @@ impl Engine {
         let parts = segs.mutable.to_parts();
         let (first, last) = (parts.ids[0], parts.ids[parts.ids.len() - 1]);
         let path = dir.join(format!("{first:016}-{last:016}.seg"));
-        SealedSegment::write(&path, &parts, last)
+        SealedSegment::write(&path, &parts, last, &[])
             .map_err(|e| Error::invalid("segment file", e.to_string()))?;
         let seg = SealedSegment::open(&path)
             .map_err(|e| Error::invalid("segment file", e.to_string()))?;

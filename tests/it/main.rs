@@ -38,6 +38,7 @@ mod remote_serve;
 mod roles;
 mod schema;
 mod segment;
+mod segment_v2;
 mod serve;
 mod serve_d1;
 mod sessions;

@@ -133,6 +133,10 @@ fn build(ids: Vec<u64>, vectors: Vec<f32>, dims: usize, metric: Metric, m: usize
 }
 
 const DIMS: usize = 64;
+/// Length of a version 2 header (prefix 48, 12 table rows of 24, crc32, reserved).
+const HEADER_LEN: usize = 344;
+/// Offset of the header's crc32.
+const HEADER_CRC_AT: usize = 336;
 const N: usize = 3000;
 
 /// The 3,000 × 64 clustered fixture of each metric, built once per test binary.
@@ -170,7 +174,7 @@ fn queries(metric: Metric, count: usize, seed: u64) -> Vec<Vec<f32>> {
 
 fn write_open(dir: &Path, name: &str, parts: &GraphParts, watermark: u64) -> SealedSegment {
     let path = dir.join(name);
-    SealedSegment::write(&path, parts, watermark).unwrap();
+    SealedSegment::write(&path, parts, watermark, &[]).unwrap();
     let seg = SealedSegment::open(&path).unwrap();
     seg.verify().unwrap();
     seg
@@ -257,12 +261,14 @@ fn accessors_match_the_parts() {
     assert_eq!(seg.metric(), Metric::Cosine);
     assert_eq!(seg.m(), 16);
     assert_eq!(seg.watermark(), u64::MAX - 1);
-    assert_eq!(seg.ids(), parts.ids.as_slice());
-    assert_eq!(seg.vectors(), parts.vectors.as_slice());
-    for local in [0u32, 1, 1234, N as u32 - 1] {
-        let l = local as usize;
+    // Version 2 stores nodes in graph order: the ids are a permutation of the parts'.
+    assert_eq!(seg.sorted_ids(), parts.ids.as_slice());
+    assert_eq!(seg.max_id(), parts.ids.last().copied());
+    assert_eq!(seg.vectors().len(), parts.vectors.len());
+    for l in [0usize, 1, 1234, N - 1] {
+        let local = seg.local_of(parts.ids[l]).unwrap();
+        assert_eq!(seg.ids()[local as usize], parts.ids[l]);
         assert_eq!(seg.vector(local), &parts.vectors[l * DIMS..(l + 1) * DIMS]);
-        assert_eq!(seg.local_of(parts.ids[l]), Some(local));
     }
     assert!(seg.vector(N as u32).is_empty());
     assert!(seg.vector(u32::MAX).is_empty());
@@ -270,11 +276,14 @@ fn accessors_match_the_parts() {
     assert_eq!(seg.local_of(parts.ids[5] + 1), None);
     let on_disk = std::fs::metadata(dir.path().join("a.seg")).unwrap().len();
     assert_eq!(seg.file_bytes(), on_disk);
-    // Every section is present at its documented size (header 200 + padding).
+    // Every section is present at its documented size (header 344 + padding): ids,
+    // vectors, levels, layer0, upper offsets and links, codes, code params, the id lookup
+    // (8 + 4 bytes per vector), no groups.
     let upper_rows: usize = parts.levels.iter().map(|&l| usize::from(l)).sum();
-    let min = (N * (8 + DIMS * 4 + 1 + 32 * 4 + 4) + 4 + upper_rows * 16 * 4) as u64;
+    let min =
+        (N * (8 + DIMS * 4 + 1 + 32 * 4 + 4 + DIMS + 8 + 12) + 4 + upper_rows * 16 * 4) as u64;
     assert!(
-        on_disk >= min + 200 && on_disk < min + 200 + 6 * 64,
+        on_disk >= min + 344 && on_disk < min + 344 + 12 * 64,
         "{on_disk}"
     );
 }
@@ -506,7 +515,7 @@ fn write_rejects_inconsistent_parts_and_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
     for (what, parts) in cases {
         let path = dir.path().join("bad");
-        match SealedSegment::write(&path, &parts, 0) {
+        match SealedSegment::write(&path, &parts, 0, &[]) {
             Err(SegmentError::Corrupt { reason, .. }) => {
                 assert!(reason.contains("inconsistent"), "{what}: {reason}")
             }
@@ -524,7 +533,7 @@ fn leftover_tmp_and_rewrites_are_harmless() {
     let tmp = dir.path().join("s.seg.tmp");
     // A crash mid-write left a half-written temporary file.
     std::fs::write(&tmp, b"D1VSEG\0\x01 half a file").unwrap();
-    SealedSegment::write(&path, small(), 1).unwrap();
+    SealedSegment::write(&path, small(), 1, &[]).unwrap();
     assert!(!tmp.exists());
     let seg = SealedSegment::open(&path).unwrap();
     seg.verify().unwrap();
@@ -534,14 +543,14 @@ fn leftover_tmp_and_rewrites_are_harmless() {
     let again = SealedSegment::open(&path).unwrap();
     again.verify().unwrap();
     // Replacing the file while the old mapping is alive: the old one keeps its bytes.
-    SealedSegment::write(&path, small(), 2).unwrap();
+    SealedSegment::write(&path, small(), 2, &[]).unwrap();
     assert_eq!(SealedSegment::open(&path).unwrap().watermark(), 2);
     assert_eq!(seg.watermark(), 1);
     seg.verify().unwrap();
-    assert_eq!(seg.ids(), small().ids.as_slice());
+    assert_eq!(seg.sorted_ids(), small().ids.as_slice());
     // The file is complete and byte-identical to a fresh write.
     let fresh = dir.path().join("fresh.seg");
-    SealedSegment::write(&fresh, small(), 2).unwrap();
+    SealedSegment::write(&fresh, small(), 2, &[]).unwrap();
     assert_eq!(
         std::fs::read(&path).unwrap(),
         std::fs::read(&fresh).unwrap()
@@ -561,7 +570,19 @@ fn good_bytes() -> &'static [u8] {
     CELL.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("good");
-        SealedSegment::write(&path, small(), 3).unwrap();
+        // With two groups, so that damage to the group sections is exercised too.
+        let ids = &small().ids;
+        let groups = [
+            d1vec::index::segment::Group {
+                label: b"alpha",
+                ids: &ids[..50],
+            },
+            d1vec::index::segment::Group {
+                label: b"beta",
+                ids: &ids[120..150],
+            },
+        ];
+        SealedSegment::write(&path, small(), 3, &groups).unwrap();
         std::fs::read(path).unwrap()
     })
 }
@@ -582,6 +603,12 @@ fn open_damaged(bytes: &[u8]) -> Option<SealedSegment> {
         Err(SegmentError::Corrupt { path, reason }) => {
             assert_eq!(path, file.path);
             assert!(!reason.is_empty());
+            None
+        }
+        // A flipped bit in the version field can declare a newer version: still refused.
+        Err(SegmentError::Incompatible { found, .. })
+            if found > 2 && bytes.get(8..12) == Some(&found.to_le_bytes()[..]) =>
+        {
             None
         }
         Err(e) => panic!("unexpected error {e}"),
@@ -677,14 +704,15 @@ fn crafted_headers_with_valid_checksums_are_rejected() {
         for (at, bytes) in edits {
             b[*at..*at + bytes.len()].copy_from_slice(bytes);
         }
-        let crc = crc32fast::hash(&b[..192]);
-        b[192..196].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc32fast::hash(&b[..HEADER_CRC_AT]);
+        b[HEADER_CRC_AT..HEADER_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
         b
     };
     let u32le = |v: u32| v.to_le_bytes();
     let u64le = |v: u64| v.to_le_bytes();
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("version 2", patch(&[(8, &u32le(2))])),
+        ("version 1", patch(&[(8, &u32le(1))])),
+        ("version 0", patch(&[(8, &u32le(0))])),
         ("dims 0", patch(&[(12, &u32le(0))])),
         ("dims huge", patch(&[(12, &u32le(u32::MAX))])),
         ("dims 9", patch(&[(12, &u32le(9))])),
@@ -716,7 +744,14 @@ fn crafted_headers_with_valid_checksums_are_rejected() {
             patch(&[(48 + 5 * 24 + 8, &u64le(0))]),
         ),
         ("section reserved", patch(&[(48 + 20, &u32le(1))])),
-        ("trailing reserved", patch(&[(196, &u32le(1))])),
+        (
+            "trailing reserved",
+            patch(&[(HEADER_CRC_AT + 4, &u32le(1))]),
+        ),
+        ("section count 6", patch(&[(36, &u32le(6))])),
+        ("codes length", patch(&[(48 + 6 * 24 + 8, &u64le(8))])),
+        ("id lookup length", patch(&[(48 + 9 * 24 + 8, &u64le(4))])),
+        ("groups ragged", patch(&[(48 + 10 * 24 + 8, &u64le(8))])),
     ];
     for (what, bytes) in cases {
         assert!(open_damaged(&bytes).is_none(), "{what} opened");
@@ -802,7 +837,7 @@ proptest! {
 
     /// The same, with flips concentrated in the header and section table.
     #[test]
-    fn header_bit_flips_are_rejected(at in 0usize..200, bit in 0u8..8) {
+    fn header_bit_flips_are_rejected(at in 0usize..HEADER_LEN, bit in 0u8..8) {
         let mut bytes = good_bytes().to_vec();
         bytes[at] ^= 1 << bit;
         prop_assert!(open_damaged(&bytes).is_none());
@@ -830,15 +865,30 @@ fn regenerate_fuzz_corpus() {
     };
     let dir = tempfile::tempdir().unwrap();
     let seeds = [
-        ("empty", tiny(0, 2, Metric::Cosine, 2)),
-        ("one", tiny(1, 2, Metric::Euclidean, 2)),
-        ("cosine_12x4", tiny(12, 4, Metric::Cosine, 3)),
-        ("dot_30x3", tiny(30, 3, Metric::DotProduct, 2)),
-        ("l2_40x2", tiny(40, 2, Metric::Euclidean, 4)),
+        ("v2_empty", tiny(0, 2, Metric::Cosine, 2)),
+        ("v2_one", tiny(1, 2, Metric::Euclidean, 2)),
+        ("v2_cosine_12x4", tiny(12, 4, Metric::Cosine, 3)),
+        ("v2_dot_30x3", tiny(30, 3, Metric::DotProduct, 2)),
+        ("v2_l2_40x2", tiny(40, 2, Metric::Euclidean, 4)),
     ];
+    // The files without a `v2_` prefix were written by the version 1 writer: they stay,
+    // as the reader's backward-compatibility fixtures (`segment_v2::version_1_files_*`).
     for (name, parts) in seeds {
         let path = dir.path().join(name);
-        SealedSegment::write(&path, &parts, 9).unwrap();
+        // Two groups over the first ids (a namespace map), the rest in none.
+        let (a, b) = parts.ids.split_at(parts.ids.len() / 3);
+        let b = &b[..b.len() / 2];
+        let groups = [
+            d1vec::index::segment::Group {
+                label: b"tenant-b",
+                ids: b,
+            },
+            d1vec::index::segment::Group {
+                label: b"a",
+                ids: a,
+            },
+        ];
+        SealedSegment::write(&path, &parts, 9, &groups).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(out.join(name), &bytes).unwrap();
         if bytes.len() > 300 {
@@ -877,7 +927,7 @@ fn timing_open_and_exact_scan_100k_x_1536() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.seg");
     let t = Instant::now();
-    SealedSegment::write(&path, &parts, 0).unwrap();
+    SealedSegment::write(&path, &parts, 0, &[]).unwrap();
     println!(
         "write: {:?} for {} MB",
         t.elapsed(),
