@@ -17,6 +17,7 @@ mod embed;
 mod escape_joins;
 mod export;
 mod filter;
+mod filter_index;
 mod fixtures;
 mod foreign_ids;
 mod fuzz_replay;

@@ -15,10 +15,12 @@
 //! assert!(sql.sql.starts_with("SELECT vid FROM d1vec_vectors WHERE index_id = ?1"));
 //! ```
 
+pub mod bitmap;
 pub mod eval;
 pub mod parse;
 pub mod to_sql;
 
+pub use bitmap::{indexed_from_sql, FilterIndex};
 pub use eval::{indexed_value, matches, truncate_indexed, IndexType, Indexed};
 pub use parse::{
     parse_filter, parse_filter_text, Condition, Filter, FilterError, Scalar, MAX_FILTER_BYTES,
