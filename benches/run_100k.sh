@@ -10,7 +10,10 @@ EF=${EF:-16,32,64,128,256}
 cargo build --release
 D1VEC=target/release/d1vec
 [ -f "$DIR/base.fvecs" ] || "$D1VEC" bench gen --dims 1536 --n 100000 --queries 1000 --out "$DIR"
-"$D1VEC" bench run "$DIR" --queries "$QUERIES" --ef "$EF" --threads 1,2 --exact-queries 100
+# Also measures each filter at first sight (fresh handles, and a timestamp window new per
+# query) against repeats, the first answer warm and with the database's files evicted from
+# the page cache, and RSS (empty-database baseline, after open, first query, all queries).
+"$D1VEC" bench run "$DIR" --queries "$QUERIES" --ef "$EF" --threads 1,2 --exact-queries 100 --cold-runs 5
 # hnswlib's filter is a Python callback per visited node (5-10 QPS on the 0.1 % tenant at
 # 100k): a full filtered sweep would take hours, so it runs unfiltered and on that one tenant.
 benches/peers/run.sh "$DIR" --queries "$QUERIES" --ef "$EF" --threads 1,2 --build-threads 2 \

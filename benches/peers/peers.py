@@ -248,12 +248,14 @@ def exact_truth(metric, base, queries, rows, k):
 
 
 def recall_at(results, truth, passing, k):
-    """Mean over queries of |returned ∩ true top-k| / min(k, rows passing) (docs/bench.md)."""
-    denom = min(k, passing)
-    if denom == 0:
-        return 1.0
-    hits = [len(set(r[:k].tolist()) & set(t[:k].tolist())) for r, t in zip(results, truth)]
-    return float(np.mean(hits)) / denom
+    """Mean over queries of |returned ∩ true top-k| / min(k, rows passing) (docs/bench.md);
+    `passing` is one count for every query or a list with one per query."""
+    per_query = passing if isinstance(passing, list) else [passing] * len(results)
+    scores = []
+    for r, t, p in zip(results, truth, per_query):
+        denom = min(k, p)
+        scores.append(1.0 if denom == 0 else len(set(r[:k].tolist()) & set(t[:k].tolist())) / denom)
+    return float(np.mean(scores)) if scores else 0.0
 
 
 def percentiles_ms(seconds):
@@ -294,6 +296,11 @@ class Dataset:
         self.queries = prepare(self.metric, queries)
         self.nq = len(self.queries)
         self.meta = self._load_meta()
+        self.ts = None
+        if self.meta is not None:
+            self.ts = np.array([row.get("ts") if isinstance(row.get("ts"), (int, float)) and
+                                not isinstance(row.get("ts"), bool) else np.nan
+                                for row in self.meta], dtype=np.float64)
         self.cases = [self._load_case(c) for c in spec["cases"]]
         self.base = None  # only the truth needed it; each system reads base.fvecs itself
 
@@ -331,10 +338,21 @@ class Dataset:
             raise PeersError(f"{path} has {len(meta)} rows, base.fvecs {self.n}")
         return meta
 
+    def mask_of(self, flt):
+        """The rows `flt` passes; a window {"ts": {"$gte": lo, "$lt": hi}} (what d1vec bench
+        gen writes per query) by one vectorised comparison, anything else by filter_mask."""
+        if (self.ts is not None and isinstance(flt, dict) and list(flt) == ["ts"]
+                and isinstance(flt["ts"], dict) and sorted(flt["ts"]) == ["$gte", "$lt"]):
+            lo, hi = flt["ts"]["$gte"], flt["ts"]["$lt"]
+            return (self.ts >= lo) & (self.ts < hi)
+        return filter_mask(flt, self.meta, self.n)
+
     def _load_case(self, case):
         name = case.get("name")
         if not isinstance(name, str):
             raise PeersError(f"cases.json: a case without a name: {json.dumps(case)}")
+        if case.get("query_filters") is not None:
+            return self._load_per_query_case(name, case)
         mask = filter_mask(case.get("filter"), self.meta, self.n)
         rows = np.flatnonzero(mask)
         if "rows" in case and case["rows"] != rows.size:
@@ -357,6 +375,35 @@ class Dataset:
             "rows": rows,
             "selectivity": case.get("selectivity", rows.size / self.n if self.n else 0.0),
             "truth": truth,
+            "query_filters": None,
+        }
+
+    def _load_per_query_case(self, name, case):
+        """A case whose query i has its own filter (case["query_filters"][i]): masks are made
+        when asked (their cost is the first-sight cost), so only the counts are kept here."""
+        filters = case["query_filters"][: self.nq]
+        if len(filters) < self.nq:
+            raise PeersError(f"case {name!r}: {len(filters)} query filters for {self.nq} queries")
+        passing = [int(self.mask_of(f).sum()) for f in filters]
+        gt_name = case.get("groundtruth")
+        gt_path = os.path.join(self.folder, gt_name) if gt_name else None
+        if gt_path and os.path.isfile(gt_path):
+            truth = read_ivecs(gt_path, limit=self.nq)
+            source = gt_name
+        else:
+            truth = [exact_truth(self.metric, self.base, self.queries[i : i + 1],
+                                 np.flatnonzero(self.mask_of(f)), TRUTH_K)[0]
+                     for i, f in enumerate(filters)]
+            source = "numpy"
+        log(f"case {name!r}: a filter per query, {min(passing)}..{max(passing)} rows pass, truth from {source}")
+        return {
+            "name": name,
+            "mask": None,
+            "rows": None,
+            "passing": passing,
+            "selectivity": case.get("selectivity", float(np.mean(passing)) / max(1, self.n)),
+            "truth": truth,
+            "query_filters": filters,
         }
 
 
@@ -545,11 +592,20 @@ def vmrss_bytes():
 def probe(args):
     """Child process: load the index at args.index, answer query 0, say so on stdout, then
     answer every query and report the resident set sizes as one JSON line."""
+    if args.probe_start_only:
+        # Interpreter start and the system's imports only: the share of a first answer that
+        # is Python's, reported apart.
+        import importlib
+        importlib.import_module({"hnswlib": "hnswlib", "faiss-hnsw": "faiss"}.get(args.probe, "numpy"))
+        print("answered", flush=True)
+        print(json.dumps({}), flush=True)
+        return
     queries = prepare(args.metric, read_fvecs(args.query_file, limit=args.queries))
     q0 = queries[:1]
     if args.probe == "hnswlib":
         import hnswlib
 
+        rss_baseline = vmrss_bytes()
         space = {"cosine": "ip", "euclidean": "l2", "dot-product": "ip"}[args.metric]
         index = hnswlib.Index(space=space, dim=args.dims)
         index.load_index(args.index)
@@ -562,6 +618,7 @@ def probe(args):
     elif args.probe == "faiss-hnsw":
         import faiss
 
+        rss_baseline = vmrss_bytes()
         index = faiss.read_index(args.index)
         index.hnsw.efSearch = args.ef[0]
         rss_open = vmrss_bytes()
@@ -570,6 +627,7 @@ def probe(args):
             return index.search(q, args.k)
 
     else:
+        rss_baseline = vmrss_bytes()
         base = np.load(args.index)
         sq = np.einsum("ij,ij->i", base, base)
         rss_open = vmrss_bytes()
@@ -582,18 +640,36 @@ def probe(args):
 
     answer(q0)
     print("answered", flush=True)
+    rss_first = vmrss_bytes()
     for start in range(0, len(queries), QUERY_CHUNK):
         answer(queries[start : start + QUERY_CHUNK])
-    print(json.dumps({"rss_after_open_bytes": rss_open, "rss_after_queries_bytes": vmrss_bytes()}), flush=True)
+    print(json.dumps({"rss_baseline_bytes": rss_baseline, "rss_after_open_bytes": rss_open,
+                      "rss_after_first_query_bytes": rss_first,
+                      "rss_after_queries_bytes": vmrss_bytes()}), flush=True)
 
 
-def run_probe(system, index_path, ds, ef, queries):
+def evict(path):
+    """fsync, then posix_fadvise(DONTNEED) the file (best effort, Linux); returns an error text
+    or None. The same eviction d1vec's harness applies to its database files."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+        return None
+    except (OSError, AttributeError) as e:
+        return str(e)
+
+
+def run_probe(system, index_path, ds, ef, queries, start_only=False):
     """Start a probe, timing from the parent's spawn to the child's first answer."""
     cmd = [
         sys.executable, os.path.abspath(__file__), "--probe", system, "--index", index_path,
         "--metric", ds.metric, "--dims", str(ds.dims), "--query-file", ds.query_path,
         "--queries", str(queries), "--k", str(ds.k), "--ef", str(ef), ds.folder,
-    ]
+    ] + (["--probe-start-only"] if start_only else [])
     t0 = time.perf_counter()
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     first = child.stdout.readline()
@@ -660,16 +736,30 @@ def measure_system(adapter, ds, args, results):
         for _ in range(args.open_runs):
             first_ms, rss = run_probe(name, path, ds, probe_ef, ds.nq)
             runs.append(first_ms)
+        start_ms = statistics.median(
+            run_probe(name, path, ds, probe_ef, 1, start_only=True)[0] for _ in range(args.open_runs))
+        evicted_runs, evict_errors = [], None
+        for _ in range(args.open_runs):
+            evict_errors = evict(path)
+            evicted_runs.append(run_probe(name, path, ds, probe_ef, 1)[0])
         log(f"{name}: {size:,} bytes on disk, first answer in a fresh process after "
-            f"{statistics.median(runs):.0f} ms (runs: {', '.join(f'{r:.0f}' for r in runs)})")
+            f"{statistics.median(runs):.0f} ms (runs: {', '.join(f'{r:.0f}' for r in runs)}), "
+            f"{statistics.median(evicted_runs):.0f} ms with the index file evicted; Python start and "
+            f"imports {start_ms:.0f} ms")
         results.emit(
             name, version, "open", first_answer_ms=round(statistics.median(runs), 2),
             first_answer_ms_runs=[round(r, 2) for r in runs],
-            rss_after_open_bytes=rss["rss_after_open_bytes"], index_bytes=size,
+            first_answer_evicted_ms=round(statistics.median(evicted_runs), 2),
+            first_answer_evicted_ms_runs=[round(r, 2) for r in evicted_runs],
+            eviction_error=evict_errors, process_start_ms=round(start_ms, 2),
+            rss_baseline_bytes=rss["rss_baseline_bytes"],
+            rss_after_open_bytes=rss["rss_after_open_bytes"],
+            rss_after_first_query_bytes=rss["rss_after_first_query_bytes"], index_bytes=size,
         )
         results.emit(
             name, version, "memory", when="after_queries", rss_bytes=rss["rss_after_queries_bytes"],
-            queries=ds.nq, ef=probe_ef if graph else None, process="fresh probe, unfiltered queries",
+            index_bytes=size, queries=ds.nq, ef=probe_ef if graph else None,
+            process="fresh probe, unfiltered queries",
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -678,9 +768,14 @@ def measure_system(adapter, ds, args, results):
     for case in ds.cases:
         if args.cases and case["name"] not in args.cases:
             continue
-        ctx = adapter.filter_ctx(case)
+        if case["query_filters"] is not None:
+            measure_per_query_case(adapter, ds, args, results, case, graph)
+            continue
         passing = int(case["rows"].size)
         k = min(ds.k, passing) if name == "hnswlib" else ds.k
+        if case["rows"].size < ds.n and k > 0 and args.cold_runs > 0:
+            measure_fixed_cold(adapter, ds, args, results, case, graph, k)
+        ctx = adapter.filter_ctx(case)
         for ef in (args.ef if graph else [None]):
             adapter.set_ef(ef)
             none = [np.empty(0, dtype=np.int64)] * ds.nq
@@ -708,6 +803,88 @@ def measure_system(adapter, ds, args, results):
                     latency_queries=len(lat) if threads == 1 else None,
                 )
     adapter.free()
+
+
+def cold_fields(cold, warm, cold_found, warm_found, truth_of, passing_of, k):
+    """The `filter_cold` line's figures (docs/bench.md), from (query, seconds) samples."""
+    out = {}
+    for side, samples, found in (("cold", cold, cold_found), ("warm", warm, warm_found)):
+        secs = [s for _, s in samples]
+        p50, _, p99 = percentiles_ms(secs)
+        total = sum(secs)
+        out[f"{side}_queries"] = len(secs)
+        out[f"{side}_p50_ms"] = p50
+        out[f"{side}_p99_ms"] = p99
+        out[f"{side}_mean_ms"] = round(1e3 * total / len(secs), 4) if secs else None
+        out[f"{side}_qps"] = round(len(secs) / total, 2) if total > 0 else None
+        out[f"{side}_recall_at_10"] = round(recall_at(
+            found, [truth_of(i) for i, _ in samples], [passing_of(i) for i, _ in samples], k), 6) if secs else None
+    return out
+
+
+def measure_fixed_cold(adapter, ds, args, results, case, graph, k):
+    """First sight of a case's one filter: the filter context (hnswlib's callable, faiss'
+    bitmap selector, numpy's copy of the passing rows) is built anew, then one query, timed
+    together; warm = the same query again with that context. At the largest ef."""
+    ef = max(args.ef) if graph else None
+    adapter.set_ef(ef)
+    cold, warm, cold_found, warm_found = [], [], [], []
+    for r in range(min(args.cold_runs, ds.nq)):
+        q = ds.queries[r : r + 1]
+        t0 = time.perf_counter()
+        ctx = adapter.filter_ctx(case)
+        cold_found.extend(adapter.search(q, k, ctx, 1))
+        cold.append((r, time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        warm_found.extend(adapter.search(q, k, ctx, 1))
+        warm.append((r, time.perf_counter() - t0))
+    passing = int(case["rows"].size)
+    fields = cold_fields(cold, warm, cold_found, warm_found, lambda i: case["truth"][i],
+                         lambda i: passing, ds.k)
+    results.emit(adapter.name, adapter.version, "filter_cold", case=case["name"],
+                 selectivity=case["selectivity"], threads=1, ef=ef, k=ds.k, **fields)
+
+
+def measure_per_query_case(adapter, ds, args, results, case, graph):
+    """A case with a filter per query: each query builds its own mask and filter context
+    (timed: that is what a new filter costs these libraries) and is answered (cold), then
+    answered again with that context (warm). One thread; a `search` line per ef with the
+    cold figures, and one `filter_cold` line at the largest ef."""
+    name, version = adapter.name, adapter.version
+    passing = case["passing"]
+    for ef in (args.ef if graph else [None]):
+        adapter.set_ef(ef)
+        cold, warm, cold_found, warm_found = [], [], [], []
+        for i, flt in enumerate(case["query_filters"]):
+            q = ds.queries[i : i + 1]
+            k = min(ds.k, passing[i]) if name == "hnswlib" else ds.k
+            if k == 0:
+                cold_found.append(np.empty(0, dtype=np.int64))
+                warm_found.append(np.empty(0, dtype=np.int64))
+                cold.append((i, 0.0))
+                warm.append((i, 0.0))
+                continue
+            t0 = time.perf_counter()
+            mask = ds.mask_of(flt)
+            ctx = adapter.filter_ctx({"mask": mask, "rows": np.flatnonzero(mask)})
+            cold_found.extend(adapter.search(q, k, ctx, 1))
+            cold.append((i, time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            warm_found.extend(adapter.search(q, k, ctx, 1))
+            warm.append((i, time.perf_counter() - t0))
+        fields = cold_fields(cold, warm, cold_found, warm_found, lambda i: case["truth"][i],
+                             lambda i: passing[i], ds.k)
+        log(f"{name}: {case['name']!r} ef={ef}: first sight recall@10 {fields['cold_recall_at_10']}, "
+            f"{fields['cold_qps']} qps; repeated {fields['warm_qps']} qps")
+        results.emit(
+            name, version, "search", case=case["name"], selectivity=case["selectivity"],
+            threads=1, ef=ef, k=ds.k, queries=ds.nq, recall_at_10=fields["cold_recall_at_10"],
+            qps=fields["cold_qps"], p50_ms=fields["cold_p50_ms"], p95_ms=None,
+            p99_ms=fields["cold_p99_ms"], latency_queries=ds.nq, filter_per_query=True,
+        )
+        if ef == (max(args.ef) if graph else None):
+            results.emit(name, version, "filter_cold", case=case["name"],
+                         selectivity=case["selectivity"], threads=1, ef=ef, k=ds.k, **fields)
 
 
 def int_list(text):
@@ -753,6 +930,9 @@ def parse_args(argv):
     p.add_argument("--dims", type=int, help=argparse.SUPPRESS)
     p.add_argument("--query-file", help=argparse.SUPPRESS)
     p.add_argument("--k", type=int, default=10, help=argparse.SUPPRESS)
+    p.add_argument("--probe-start-only", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--cold-runs", type=int, default=5,
+                   help="first-sight samples per filtered case (filter context built anew each time)")
     args = p.parse_args(argv)
     if args.queries is not None and args.queries < 1:
         p.error("--queries must be at least 1")

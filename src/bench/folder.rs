@@ -15,6 +15,8 @@ use crate::index::Metric;
 
 /// Ground-truth depth written when the harness computes missing ground truth.
 pub const TRUTH_DEPTH: usize = 100;
+/// Base rows per block of a ground-truth pass.
+pub const TRUTH_BLOCK_ROWS: usize = 2048;
 
 /// A dataset folder, read.
 #[derive(Debug, Clone)]
@@ -119,6 +121,13 @@ pub fn open_and_complete(dir: &Path, progress: &dyn Progress) -> Result<Folder> 
     progress.end();
     let rows = base.len() / dims.max(1);
     let meta = read_meta(dir, rows)?;
+    let (qdims, queries) = read_queries(dir)?;
+    if qdims != dims {
+        return Err(Error::invalid(
+            "query.fvecs",
+            format!("{qdims} dimensions, base.fvecs has {dims}"),
+        ));
+    }
     let cases_path = dir.join(cases::CASES_FILE);
     let cases = if cases_path.exists() {
         CaseSet::load(&cases_path)?
@@ -126,7 +135,7 @@ pub fn open_and_complete(dir: &Path, progress: &dyn Progress) -> Result<Folder> 
         let set = if meta.is_empty() {
             CaseSet::unfiltered(Metric::Cosine, 10, rows)
         } else {
-            cases::derive(&meta, Metric::Cosine, 10)
+            cases::derive(&meta, Metric::Cosine, 10, queries.len() / dims.max(1))
         };
         set.save(&cases_path)?;
         set
@@ -137,26 +146,15 @@ pub fn open_and_complete(dir: &Path, progress: &dyn Progress) -> Result<Folder> 
         .filter(|c| !dir.join(&c.groundtruth).exists())
         .collect();
     if !missing.is_empty() {
-        let (qdims, queries) = read_queries(dir)?;
-        if qdims != dims {
-            return Err(Error::invalid(
-                "query.fvecs",
-                format!("{qdims} dimensions, base.fvecs has {dims}"),
-            ));
+        // One pass over the rows for every missing case, in blocks (bounded extra memory).
+        let mut job = cases::truth_job(cases.metric, dims, &queries, TRUTH_DEPTH, &missing, &meta)?;
+        progress.begin("ground truth (every case)", rows as u64);
+        for block in base.chunks(TRUTH_BLOCK_ROWS * dims.max(1)) {
+            job.add_block(block);
+            progress.advance((block.len() / dims.max(1)) as u64);
         }
-        for case in missing {
-            cases::compute_truth(
-                cases.metric,
-                &base,
-                dims,
-                &queries,
-                TRUTH_DEPTH,
-                case,
-                &meta,
-                &dir.join(&case.groundtruth),
-                progress,
-            )?;
-        }
+        progress.end();
+        cases::write_truths(dir, &missing, job.finish())?;
     }
     Ok(Folder {
         dir: dir.to_path_buf(),

@@ -28,11 +28,13 @@ use serde_json::json;
 
 use super::cases;
 use super::progress::Progress;
-use super::vecs::write_fvecs;
+use super::vecs::{write_fvecs, FvecsWriter};
 use crate::error::{Error, Result};
 use crate::index::Metric;
 use crate::rng::Rng;
 
+/// Base rows drawn, written and offered to the ground truth at a time.
+const GEN_BLOCK_ROWS: usize = 2048;
 /// Topics (cluster centres) in the latent space.
 const TOPICS: usize = 256;
 /// Home topics per tenant.
@@ -318,17 +320,6 @@ pub fn generate(options: &GenOptions, dir: &Path, progress: &dyn Progress) -> Re
     let query_seed = rng.next_u64();
     let dims = options.dims;
 
-    progress.begin("base vectors", options.n as u64);
-    let mut base = vec![0f32; options.n * dims];
-    base.par_chunks_mut(dims).enumerate().for_each(|(i, out)| {
-        let seed = row_seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        model.draw(plan.topic[i] as usize, seed, out);
-        if i % 1024 == 0 {
-            progress.advance(1024.min(options.n - i) as u64);
-        }
-    });
-    progress.end();
-
     let mut query_topics = Rng(query_seed);
     let topics: Vec<usize> = (0..options.queries)
         .map(|_| query_topics.below(TOPICS))
@@ -342,37 +333,44 @@ pub fn generate(options: &GenOptions, dir: &Path, progress: &dyn Progress) -> Re
             model.draw(topics[i], seed, out);
         });
 
-    let mut files = Vec::new();
-    let path = dir.join("base.fvecs");
-    write_fvecs(&path, dims, &base)?;
-    files.push(path);
-    let path = dir.join("query.fvecs");
-    write_fvecs(&path, dims, &queries)?;
-    files.push(path);
+    let base_path = dir.join("base.fvecs");
+    let query_path = dir.join("query.fvecs");
+    write_fvecs(&query_path, dims, &queries)?;
+    let meta_path = dir.join("meta.ndjson");
+    let meta = write_meta(&meta_path, &plan, options.tenants)?;
+    let set = cases::derive(&meta, Metric::Cosine, 10, options.queries);
+    let cases_path = dir.join(cases::CASES_FILE);
+    set.save(&cases_path)?;
 
-    let path = dir.join("meta.ndjson");
-    let meta = write_meta(&path, &plan, options.tenants)?;
-    files.push(path);
-
-    let set = cases::derive(&meta, Metric::Cosine, 10);
-    let path = dir.join(cases::CASES_FILE);
-    set.save(&path)?;
-    files.push(path);
-    for case in &set.cases {
-        let path = dir.join(&case.groundtruth);
-        cases::compute_truth(
-            Metric::Cosine,
-            &base,
-            dims,
-            &queries,
-            options.truth_k,
-            case,
-            &meta,
-            &path,
-            progress,
-        )?;
-        files.push(path);
+    // The base rows are drawn, written and offered to the ground truth one block at a
+    // time: memory is one block, not n x dims (6 GB at 1,000,000 x 1536).
+    let all: Vec<&cases::Case> = set.cases.iter().collect();
+    let mut truth = cases::truth_job(Metric::Cosine, dims, &queries, options.truth_k, &all, &meta)?;
+    drop(meta);
+    progress.begin("base vectors and ground truth", options.n as u64);
+    let mut writer = FvecsWriter::create(&base_path)?;
+    let mut block = Vec::new();
+    let mut start = 0;
+    while start < options.n {
+        let end = (start + GEN_BLOCK_ROWS).min(options.n);
+        block.clear();
+        block.resize((end - start) * dims, 0f32);
+        block.par_chunks_mut(dims).enumerate().for_each(|(j, out)| {
+            let i = start + j;
+            let seed = row_seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            model.draw(plan.topic[i] as usize, seed, out);
+        });
+        writer.write_matrix(dims, &block)?;
+        truth.add_block(&block);
+        progress.advance((end - start) as u64);
+        start = end;
     }
+    writer.finish()?;
+    progress.end();
+    let truth_files = cases::write_truths(dir, &all, truth.finish())?;
+
+    let mut files = vec![base_path, query_path, meta_path, cases_path];
+    files.extend(truth_files);
     Ok(Generated {
         dir: dir.to_path_buf(),
         files,

@@ -18,6 +18,7 @@ pub mod cases;
 pub mod folder;
 pub mod gen;
 pub mod measure;
+pub mod pagecache;
 pub mod progress;
 pub mod report;
 pub mod run;

@@ -189,6 +189,7 @@ pub fn markdown(lines: &[Value]) -> String {
         }
     }
     out.push('\n');
+    filters_cold(lines, &mut out);
     footprint(lines, &systems, &mut out);
     out.push_str("\n<details><summary>Full sweep</summary>\n\n");
     let _ = writeln!(
@@ -214,7 +215,61 @@ pub fn markdown(lines: &[Value]) -> String {
     out
 }
 
-/// Build, disk, cold start and memory, one row per system that reported any.
+/// `bytes` as MiB, with its share of `of` when both are known: `156 (11.1 %)`.
+fn mib_share(bytes: Option<f64>, of: Option<f64>) -> String {
+    match (bytes, of) {
+        (Some(b), Some(d)) if d > 0.0 => format!("{:.0} ({:.1} %)", b / 1048576.0, 100.0 * b / d),
+        _ => mib(bytes),
+    }
+}
+
+/// First sight against repeats of each filtered case (`filter_cold` lines), one row per
+/// case and system that measured it.
+fn filters_cold(lines: &[Value], out: &mut String) {
+    let cold: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l.get("measure").and_then(Value::as_str) == Some("filter_cold"))
+        .collect();
+    if cold.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Filters, first sight (cold: a filter the process has never seen, in a fresh index \
+         handle) against repeated (warm), one thread, default settings.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| case | rows passing | system | queries cold / warm | cold p50 ms | cold p99 ms | cold QPS | warm p50 ms | warm p99 ms | warm QPS | cold ÷ warm QPS | recall@10 cold |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for l in cold {
+        let f = |k: &str| l.get(k).and_then(Value::as_f64);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            l.get("case").and_then(Value::as_str).unwrap_or("?"),
+            fmt_opt(f("selectivity").map(|s| s * 100.0), 2) + " %",
+            l.get("system").and_then(Value::as_str).unwrap_or("?"),
+            fmt_opt(f("cold_queries"), 0),
+            fmt_opt(f("warm_queries"), 0),
+            fmt_opt(f("cold_p50_ms"), 2),
+            fmt_opt(f("cold_p99_ms"), 2),
+            fmt_opt(f("cold_qps"), 0),
+            fmt_opt(f("warm_p50_ms"), 2),
+            fmt_opt(f("warm_p99_ms"), 2),
+            fmt_opt(f("warm_qps"), 0),
+            fmt_opt(f("cold_qps").zip(f("warm_qps")).map(|(c, w)| c / w), 2),
+            fmt_opt(f("cold_recall_at_10"), 3),
+        );
+    }
+    out.push('\n');
+}
+
+/// Build, disk, first answer and memory, one row per system that reported any.
 fn footprint(lines: &[Value], systems: &[String], out: &mut String) {
     let find = |system: &str, measure: &str| {
         lines.iter().find(|l| {
@@ -232,36 +287,46 @@ fn footprint(lines: &[Value], systems: &[String], out: &mut String) {
     );
     let _ = writeln!(
         out,
-        "| system | build threads | build s | vectors/s | seal s | compact s | disk MiB | first answer ms | RSS after open MiB | RSS / disk | RSS after queries MiB |"
+        "| system | build threads | build s | vectors/s | seal s | compact s | disk MiB | first answer ms, warm | first answer ms, evicted | of which process start ms | RSS baseline MiB | RSS after open MiB (% of index) | RSS after first query MiB (%) | RSS after queries MiB (%) |"
     );
     let _ = writeln!(
         out,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for system in &all {
         let build = find(system, "build");
         let disk = find(system, "disk");
         let open = find(system, "open");
+        let first = find(system, "first_answer");
         let memory = find(system, "memory");
         if build.is_none() && disk.is_none() && open.is_none() {
             continue;
         }
         let f = |l: Option<&Value>, k: &str| l.and_then(|l| l.get(k)).and_then(Value::as_f64);
         let disk_bytes = f(disk, "bytes").or_else(|| f(open, "index_bytes"));
-        let rss_open = f(open, "rss_after_open_bytes");
+        let index = f(open, "index_bytes").or(disk_bytes);
+        let warm = f(first, "warm_ms").or_else(|| f(open, "first_answer_ms"));
+        let evicted = f(first, "evicted_ms").or_else(|| f(open, "first_answer_evicted_ms"));
         let _ = writeln!(
             out,
-            "| {system} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {system} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             fmt_opt(f(build, "threads"), 0),
             fmt_opt(f(build, "seconds"), 1),
             fmt_opt(f(build, "vectors_per_s"), 0),
             fmt_opt(f(build, "seal_seconds"), 1),
             fmt_opt(f(build, "compact_seconds"), 1),
             mib(disk_bytes),
-            fmt_opt(f(open, "first_answer_ms"), 0),
-            mib(rss_open),
-            fmt_opt(rss_open.zip(disk_bytes).map(|(r, d)| r / d), 3),
-            mib(f(memory, "rss_bytes")),
+            fmt_opt(warm, 0),
+            fmt_opt(evicted, 0),
+            fmt_opt(f(open, "process_start_ms"), 0),
+            mib(f(open, "rss_baseline_bytes")),
+            mib_share(f(open, "rss_after_open_bytes"), index),
+            mib_share(
+                f(open, "rss_after_first_query_bytes")
+                    .or_else(|| f(first, "rss_after_first_query_bytes")),
+                index
+            ),
+            mib_share(f(memory, "rss_bytes"), index),
         );
     }
 }
@@ -386,4 +451,126 @@ pub fn plot(lines: &[Value], path: &Path) -> Result<()> {
     }
     root.present().map_err(|e| plot_err(&e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn common(system: &str, measure: &str) -> serde_json::Map<String, Value> {
+        let v = json!({"dataset": "d", "n": 1000, "dims": 8, "metric": "cosine",
+                       "version": "v", "system": system, "measure": measure});
+        v.as_object().unwrap().clone()
+    }
+
+    fn with(system: &str, measure: &str, fields: Value) -> Value {
+        let mut m = common(system, measure);
+        m.extend(fields.as_object().unwrap().clone());
+        Value::Object(m)
+    }
+
+    /// The table's row that starts with `start`, split into cells.
+    fn row<'a>(md: &'a str, start: &str) -> Vec<&'a str> {
+        let line = md
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no row {start:?} in\n{md}"));
+        line.trim_matches('|').split('|').map(str::trim).collect()
+    }
+
+    #[test]
+    fn the_report_shows_cold_and_warm_filters_first_answers_and_memory() {
+        let mib = 1048576.0;
+        let lines = vec![
+            with(
+                "d1vec",
+                "build",
+                json!({"threads": 2, "seconds": 10.0, "vectors_per_s": 100.0,
+                                          "seal_seconds": 1.0, "compact_seconds": 2.0}),
+            ),
+            with("d1vec", "disk", json!({"bytes": 1000.0 * mib})),
+            with(
+                "d1vec",
+                "first_answer",
+                json!({"warm_ms": 12.4, "evicted_ms": 250.6}),
+            ),
+            with(
+                "d1vec",
+                "open",
+                json!({"rss_baseline_bytes": 20.0 * mib,
+                                         "rss_after_open_bytes": 40.0 * mib,
+                                         "rss_after_first_query_bytes": 60.0 * mib,
+                                         "index_bytes": 800.0 * mib}),
+            ),
+            with("d1vec", "memory", json!({"rss_bytes": 200.0 * mib})),
+            with(
+                "d1vec",
+                "search",
+                json!({"case": "unfiltered", "selectivity": 1.0, "threads": 1,
+                                           "ef": 64, "recall_at_10": 0.97, "qps": 500.0}),
+            ),
+            with(
+                "d1vec",
+                "filter_cold",
+                json!({"case": "ts window", "selectivity": 0.25,
+                "cold_queries": 200, "warm_queries": 200, "cold_p50_ms": 3.0, "cold_p99_ms": 9.0,
+                "cold_qps": 250.0, "warm_p50_ms": 1.5, "warm_p99_ms": 2.0, "warm_qps": 500.0,
+                "cold_recall_at_10": 0.96}),
+            ),
+            with(
+                "hnswlib",
+                "open",
+                json!({"first_answer_ms": 800.0, "first_answer_evicted_ms": 900.0,
+                                           "process_start_ms": 300.0, "rss_after_open_bytes": 600.0 * mib,
+                                           "index_bytes": 600.0 * mib}),
+            ),
+        ];
+        let md = markdown(&lines);
+        let cold = row(&md, "| ts window");
+        assert_eq!(
+            cold,
+            [
+                "ts window",
+                "25.00 %",
+                "d1vec",
+                "200 / 200",
+                "3.00",
+                "9.00",
+                "250",
+                "1.50",
+                "2.00",
+                "500",
+                "0.50",
+                "0.960"
+            ]
+        );
+        let d1 = row(&md, "| d1vec | 2");
+        assert_eq!(
+            d1,
+            [
+                "d1vec",
+                "2",
+                "10.0",
+                "100",
+                "1.0",
+                "2.0",
+                "1000",
+                "12",
+                "251",
+                "—",
+                "20",
+                "40 (5.0 %)",
+                "60 (7.5 %)",
+                "200 (25.0 %)"
+            ]
+        );
+        let peer = row(&md, "| hnswlib | —");
+        assert_eq!(
+            &peer[6..],
+            ["600", "800", "900", "300", "—", "600 (100.0 %)", "—", "—"]
+        );
+        // Without cold lines there is no cold table.
+        assert!(!markdown(&lines[..6]).contains("first sight"));
+    }
 }

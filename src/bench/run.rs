@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::folder::{self, Folder};
 use super::measure::{self, MeasureOptions};
+use super::pagecache;
 use super::progress::Progress;
 use crate::error::{Error, Result};
 use crate::index::GraphParams;
@@ -206,6 +207,13 @@ fn finish(
         .find(|l| l["measure"] == "disk")
         .and_then(|l| l["bytes"].as_u64())
         .unwrap_or(0);
+    if let Some(binary) = &options.binary {
+        let first = first_answers(binary, dir, progress)?;
+        if let Some(s) = measure::summary(&first) {
+            progress.note(&s);
+        }
+        lines.push(first);
+    }
     let measured = match &options.binary {
         Some(binary) => measure_in_child(binary, dir, &options.measure, progress)?,
         None => {
@@ -216,7 +224,7 @@ fn finish(
     };
     for mut m in measured {
         if m.get("measure").and_then(Value::as_str) == Some("open") {
-            m["index_bytes"] = json!(bytes);
+            m["disk_bytes"] = json!(bytes);
         }
         lines.push(m);
     }
@@ -301,6 +309,95 @@ fn disk_usage(dir: &Path) -> Map<String, Value> {
     out
 }
 
+/// The `first_answer` line: a fresh process (`bench measure --first-only`) opens the
+/// database and answers one query, timed from spawn to its answer; first with every file
+/// of the database evicted from the page cache ([`pagecache`]), then again with them
+/// cached by that run (warm). The line says, per file, what eviction left resident.
+fn first_answers(binary: &Path, dir: &Path, progress: &dyn Progress) -> Result<Value> {
+    let db = dir.join(DB_FILE);
+    let files = pagecache::database_files(&db);
+    let evicted = pagecache::evict_all(&files);
+    let cold = first_answer_child(binary, dir, progress)?;
+    let warm = first_answer_child(binary, dir, progress)?;
+    let sum = |f: fn(&pagecache::Evicted) -> Option<u64>| -> Option<u64> {
+        evicted.iter().map(f).sum::<Option<u64>>()
+    };
+    let ms = |v: &Value| v.get("first_answer_ms").cloned().unwrap_or(Value::Null);
+    let in_process = |v: &Value| {
+        v.get("first_answer_ms_in_process")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let mut out = cold.clone();
+    if let Value::Object(m) = &mut out {
+        m.retain(|k, _| {
+            matches!(
+                k.as_str(),
+                "dataset" | "n" | "dims" | "metric" | "version" | "system"
+            )
+        });
+        m.insert("measure".into(), json!("first_answer"));
+        m.insert("evicted_ms".into(), ms(&cold));
+        m.insert("evicted_in_process_ms".into(), in_process(&cold));
+        m.insert("warm_ms".into(), ms(&warm));
+        m.insert("warm_in_process_ms".into(), in_process(&warm));
+        m.insert(
+            "rss_after_first_query_bytes".into(),
+            warm.get("rss_after_first_query_bytes")
+                .cloned()
+                .unwrap_or(Value::Null),
+        );
+        m.insert(
+            "files_bytes".into(),
+            json!(evicted.iter().map(|e| e.bytes).sum::<u64>()),
+        );
+        m.insert(
+            "resident_before_eviction_bytes".into(),
+            json!(sum(|e| e.resident_before)),
+        );
+        m.insert(
+            "resident_after_eviction_bytes".into(),
+            json!(sum(|e| e.resident_after)),
+        );
+        m.insert(
+            "eviction_errors".into(),
+            json!(evicted.iter().filter(|e| e.error.is_some()).count()),
+        );
+        let per_file: Vec<Value> = evicted
+            .iter()
+            .map(|e| {
+                json!({
+                    "file": e.path.strip_prefix(dir).unwrap_or(&e.path).display().to_string(),
+                    "bytes": e.bytes,
+                    "resident_before": e.resident_before,
+                    "resident_after": e.resident_after,
+                    "error": e.error,
+                })
+            })
+            .collect();
+        m.insert("evicted".into(), Value::Array(per_file));
+    }
+    Ok(out)
+}
+
+/// One `bench measure --first-only` child: its `open` line, with `first_answer_ms` from
+/// spawn to the line (printed right after the answer).
+fn first_answer_child(binary: &Path, dir: &Path, progress: &dyn Progress) -> Result<Value> {
+    let mut command = Command::new(binary);
+    command
+        .arg("bench")
+        .arg("measure")
+        .arg(dir)
+        .arg("--first-only")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let lines = read_child(command, binary, progress, "first answer (fresh process)")?;
+    lines
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::invalid("bench measure", "the first-answer process printed nothing"))
+}
+
 /// Runs `binary bench measure …` and reads its result lines; `first_answer_ms` is the wall
 /// time from spawning the process to reading its first line, which it prints right after
 /// its first answer.
@@ -322,12 +419,24 @@ fn measure_in_child(
         .arg(join(&options.efs))
         .arg("--exact-queries")
         .arg(options.exact_queries.to_string())
+        .arg("--cold-runs")
+        .arg(options.cold_runs.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if let Some(q) = options.queries {
         command.arg("--queries").arg(q.to_string());
     }
-    progress.begin("searches (fresh process)", 0);
+    read_child(command, binary, progress, "searches (fresh process)")
+}
+
+/// Spawns `command` and reads its JSON lines (see [`measure_in_child`]).
+fn read_child(
+    mut command: Command,
+    binary: &Path,
+    progress: &dyn Progress,
+    step: &str,
+) -> Result<Vec<Value>> {
+    progress.begin(step, 0);
     let started = Instant::now();
     let mut child = command.spawn().map_err(Error::io(binary))?;
     let stdout = child

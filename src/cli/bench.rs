@@ -76,6 +76,14 @@ pub struct SweepArgs {
     /// Queries for the forced exact scan on cases passing over 5 % of the rows.
     #[arg(long, default_value_t = 200)]
     pub exact_queries: usize,
+    /// Fresh index handles per filtered case for the first-sight (cold) figure: in each,
+    /// the first query with the case's filter is cold, 10 more with it are warm. 0 skips
+    /// it. A case with a filter per query is measured over all its queries instead.
+    #[arg(long, default_value_t = 5)]
+    pub cold_runs: usize,
+    // TODO(integrator): `--memory mapped|resident` (default mapped) once
+    // `EngineOptions.memory` exists: pass it into `MeasureOptions`, set it on every handle
+    // `bench::measure` opens, forward it in `run::measure_in_child`, and record it per line.
 }
 
 impl SweepArgs {
@@ -94,6 +102,8 @@ impl SweepArgs {
             efs: self.ef.clone(),
             queries: self.queries,
             exact_queries: self.exact_queries,
+            cold_runs: self.cold_runs,
+            first_only: false,
         })
     }
 }
@@ -125,6 +135,9 @@ pub struct MeasureArgs {
     /// What to sweep.
     #[command(flatten)]
     pub sweep: SweepArgs,
+    /// Open, answer one query, print the `open` line and stop (the first-answer probe).
+    #[arg(long)]
+    pub first_only: bool,
 }
 
 /// `bench report`
@@ -248,7 +261,10 @@ pub fn run(command: BenchCommand, json_out: bool) -> Result<(Value, String)> {
             Ok((Value::Array(lines), text))
         }
         BenchCommand::Measure(a) => {
-            let options = a.sweep.options()?;
+            let options = MeasureOptions {
+                first_only: a.first_only,
+                ..a.sweep.options()?
+            };
             let stdout = std::io::stdout();
             let mut failure = None;
             measure::measure(&a.dir, &options, &Bars::new(true), &mut |v| {
