@@ -110,6 +110,7 @@ impl Default for DatabaseBuilder {
                 busy_timeout: DEFAULT_BUSY_TIMEOUT,
                 synchronous_full: false,
                 limits: crate::sql::D1Limits::default(),
+                statements: Arc::default(),
             },
             quotas: None,
             key_provider: None,
@@ -212,17 +213,23 @@ impl Database {
 
     fn with(
         location: Location,
-        options: ConnOptions,
+        mut options: ConnOptions,
         quotas: Option<crate::tenant::quota::Quotas>,
         provider: Arc<dyn crate::keys::KeyProvider>,
     ) -> Result<Database> {
         provider.check()?;
+        // Each database counts its own statements, also when opened from one builder.
+        options.statements = Arc::default();
         let keys = Arc::new(crate::keys::KeyRing::new(provider));
         let mut admin = SqlConn::open(&location, &options)?;
         // Seals tokens written through admin SQL (`crate::keys::fields`).
         let seal = crate::keys::fields::AdminSeal::install(&admin, &keys)?;
         admin.set_scope(Box::new(seal));
-        let vectors = crate::vectorize::engine::Engine::new(location_path(&location));
+        let vectors = crate::vectorize::engine::Engine::new(
+            location_path(&location),
+            Arc::clone(&options.statements),
+            admin.is_wal(),
+        );
         let shared = Arc::new(Shared {
             location,
             options,

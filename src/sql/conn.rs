@@ -40,6 +40,70 @@ pub(crate) struct ConnOptions {
     pub busy_timeout: Duration,
     pub synchronous_full: bool,
     pub limits: D1Limits,
+    /// Counts every SQL statement run on the connections opened with these options (one
+    /// [`crate::Database`]'s): a test hook, read through `Stats::sql_statements`.
+    pub statements: Arc<StatementCount>,
+}
+
+/// The number of SQL statements the connections of one database ran (see
+/// [`SqlConn::open`]): counted by SQLite's statement trace, so every statement counts,
+/// whoever prepared it (the engine, user SQL, pragmas), but not trigger sub-programs.
+#[derive(Debug, Default)]
+pub(crate) struct StatementCount(std::sync::atomic::AtomicU64);
+
+impl StatementCount {
+    /// Statements run so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// SQLite's statement trace callback: counts statements into the [`StatementCount`] that
+/// `ctx` points to. Trigger sub-programs (whose text SQLite passes as `-- TRIGGER ...`) are
+/// part of their statement and not counted.
+unsafe extern "C" fn count_statement(
+    _event: std::ffi::c_uint,
+    ctx: *mut std::ffi::c_void,
+    _stmt: *mut std::ffi::c_void,
+    sql: *mut std::ffi::c_void,
+) -> std::ffi::c_int {
+    // SAFETY: SQLite passes the NUL-terminated text of the statement (or of a trigger
+    // sub-program) as `sql` for SQLITE_TRACE_STMT events, valid for this call; reading its
+    // first two bytes stops at the terminator.
+    let nested = unsafe {
+        let text = sql.cast::<u8>();
+        !text.is_null() && *text == b'-' && *text.add(1) == b'-'
+    };
+    if !nested {
+        // SAFETY: `ctx` is the `StatementCount` of an `Arc` the connection's `SqlConn` holds
+        // (field `statements`), dropped only after the connection is closed.
+        let count = unsafe { &*ctx.cast::<StatementCount>() };
+        count.0.fetch_add(1, Ordering::Relaxed);
+    }
+    0
+}
+
+/// Installs [`count_statement`] on `conn`.
+fn install_statement_count(conn: &Connection, count: &Arc<StatementCount>) -> Result<()> {
+    let ctx = Arc::as_ptr(count).cast_mut().cast::<std::ffi::c_void>();
+    // SAFETY: `conn.handle()` is the live connection; the callback and `ctx` stay valid
+    // while it is open (see `count_statement`), and the trace is a plain C callback that
+    // touches nothing of rusqlite's.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_trace_v2(
+            conn.handle(),
+            rusqlite::ffi::SQLITE_TRACE_STMT as std::ffi::c_uint,
+            Some(count_statement),
+            ctx,
+        )
+    };
+    if rc != rusqlite::ffi::SQLITE_OK {
+        return Err(Error::invalid(
+            "sqlite statement trace",
+            format!("sqlite3_trace_v2 returned {rc}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A scoped connection's view of the database, kept in step with the database's schema.
@@ -81,6 +145,11 @@ pub(crate) struct SqlConn {
     scope: Option<Box<dyn ScopeRefresh>>,
     /// Rows the update hook saw during the current user statement.
     writes: SharedWriteLog,
+    /// Whether the connection runs in WAL mode (`PRAGMA journal_mode` said `wal`).
+    wal: bool,
+    /// The statement counter the trace callback writes; declared after `conn`, so it is
+    /// dropped after the connection is closed.
+    _statements: Arc<StatementCount>,
 }
 
 impl std::fmt::Debug for SqlConn {
@@ -142,8 +211,14 @@ impl SqlConn {
     ) -> Result<SqlConn> {
         let quoted = crate::sql::quote_ident(schema);
         conn.busy_timeout(opts.busy_timeout)?;
+        install_statement_count(&conn, &opts.statements)?;
+        let mut wal = false;
         if matches!(location, Location::File(_)) {
-            conn.execute_batch(&format!("PRAGMA {quoted}.journal_mode = wal"))?;
+            let mode: String =
+                conn.query_row(&format!("PRAGMA {quoted}.journal_mode = wal"), [], |r| {
+                    r.get(0)
+                })?;
+            wal = mode.eq_ignore_ascii_case("wal");
         }
         let sync = if opts.synchronous_full {
             "full"
@@ -172,7 +247,15 @@ impl SqlConn {
             budget,
             scope: None,
             writes: write_log,
+            wal,
+            _statements: Arc::clone(&opts.statements),
         })
+    }
+
+    /// Whether the connection runs in WAL mode (a file database whose journal mode could
+    /// be set to WAL).
+    pub(crate) fn is_wal(&self) -> bool {
+        self.wal
     }
 
     /// The schema name the database's tables live under on this connection.

@@ -13,12 +13,17 @@ use std::sync::{Arc, Mutex, RwLock};
 use rusqlite::Connection;
 use serde::Serialize;
 
+use super::filter::eval::IndexType;
+use super::planner::{self, Plan, Shape};
+use super::state::VidTable;
+use super::state_wal::{WalStamp, WalWatch};
 use super::store::{self, IndexRow};
 use crate::error::{Error, Result};
 use crate::index::exact;
 use crate::index::mutable::MutableSegment;
 use crate::index::segment::{SealedSegment, SearchScratch};
 use crate::index::{Allow, GraphParams, Hit, IdBitset, Metric};
+use crate::sql::conn::StatementCount;
 
 /// Tuning knobs of the vector engine. Defaults were chosen by measurement (see README).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,6 +80,9 @@ pub struct Stats {
     /// Index states built from SQLite (the first search of an index in this process, or
     /// one that found the state behind a write it could not wait for).
     pub state_loads: u64,
+    /// SQL statements run on any connection of the database so far (SQLite's statement
+    /// trace): a test hook showing which calls reach SQLite at all.
+    pub sql_statements: u64,
 }
 
 /// All indexes' in-memory state for one database.
@@ -98,11 +106,47 @@ pub(crate) struct Engine {
     counters: Counters,
     /// The most vectors one index may hold (see [`Engine::max_vectors`]).
     max_vectors: std::sync::atomic::AtomicUsize,
+    /// The database's statement counter ([`Stats::sql_statements`]).
+    statements: Arc<StatementCount>,
+    /// How a query knows its state is current without SQL ([`Engine::fresh_state`]).
+    freshness: Freshness,
+    /// Per index, the highest mutation seq this process's writes committed.
+    committed: Mutex<HashMap<i64, i64>>,
+    /// Bumped after every write transaction of this process ends (committed or not).
+    writes: AtomicU64,
+    /// Per index, what the last look at its queue of delayed writes found, and at which
+    /// moment ([`Engine::queue_idle`]).
+    queues: Mutex<HashMap<i64, (Moment, Option<i64>)>>,
+}
+
+/// How the engine knows, without SQL, that no transaction committed since a moment.
+#[derive(Debug)]
+enum Freshness {
+    /// An in-memory database: only this process writes it, every vector write goes
+    /// through [`Engine::apply`] and every write transaction bumps `Engine::writes`.
+    Memory,
+    /// A file database in WAL mode: the WAL-index header ([`super::state_wal`]).
+    Wal(WalWatch),
+    /// Anything else (the journal mode could not be set to WAL): always ask SQLite.
+    Never,
+}
+
+/// A moment of the database, as [`Engine::moment`] reads it: equal moments mean that no
+/// transaction committed between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Moment {
+    /// The WAL-index header's stamp.
+    Wal(WalStamp),
+    /// `Engine::writes` (in-memory databases).
+    Writes(u64),
 }
 
 /// One index's in-memory state.
 pub(crate) struct IndexState {
     pub row: IndexRow,
+    /// The moment, read before the snapshot this state was last found at least as new as
+    /// began ([`Engine::validate`]); `None` until then.
+    validated: Mutex<Option<Moment>>,
     /// The SQLite mutation sequence this state reflects. Written only while `inner` is
     /// write-locked, and only ever upwards; read without the lock to pick a state.
     seq: AtomicI64,
@@ -127,8 +171,27 @@ pub(crate) struct Change<'a> {
     pub seq: i64,
     /// Vectors it removed (deleted, or replaced by an upsert): vid and namespace.
     pub removed: Vec<(u64, Option<String>)>,
-    /// Vectors it added, in ascending vid order: vid, namespace and stored values.
-    pub added: Vec<(u64, Option<&'a str>, &'a [f32])>,
+    /// Vectors it added, in ascending vid order.
+    pub added: Vec<Added<'a>>,
+    /// The index's metadata indexes after the write, when it changed them.
+    pub meta_indexes: Option<Vec<MetaIndex>>,
+}
+
+/// A metadata index: property, type, creation seq (as `store::metadata_indexes` reads it).
+pub(crate) type MetaIndex = (String, IndexType, i64);
+
+/// A vector a committed write added.
+#[derive(Debug)]
+pub(crate) struct Added<'a> {
+    pub vid: u64,
+    pub id: &'a str,
+    pub namespace: Option<&'a str>,
+    /// The stored values (not yet prepared for the metric).
+    pub values: &'a [f32],
+    /// Its metadata, for the in-memory filter index (`FilterIndex::insert_metadata` in
+    /// `follow`, once it exists; unread until then).
+    #[allow(dead_code)]
+    pub metadata: Option<&'a serde_json::Value>,
 }
 
 impl std::fmt::Debug for IndexState {
@@ -139,17 +202,58 @@ impl std::fmt::Debug for IndexState {
     }
 }
 
-/// The searchable parts of one index.
+/// The searchable parts of one index, and what a query answers from memory. Changed only
+/// by the engine's own methods (load, follow, seal, compact).
 pub(crate) struct Segments {
-    pub sealed: Vec<SealedSegment>,
-    pub mutable: MutableSegment,
-    pub live: IdBitset,
-    pub namespaces: HashMap<String, IdBitset>,
+    sealed: Vec<SealedSegment>,
+    mutable: MutableSegment,
+    live: IdBitset,
+    namespaces: HashMap<String, IdBitset>,
+    /// Vid -> Vectorize id and namespace of every live vector.
+    ids: VidTable,
+    /// The index's metadata indexes.
+    meta_indexes: Vec<MetaIndex>,
+}
+
+impl Segments {
+    /// The live vids of namespace `ns` (`None`: it holds none).
+    pub fn namespace(&self, ns: &str) -> Option<&IdBitset> {
+        self.namespaces.get(ns)
+    }
+
+    /// The Vectorize id of a live vid.
+    pub fn id_of(&self, vid: u64) -> Option<&str> {
+        self.ids.id(vid)
+    }
+
+    /// The namespace of a live vid (`None`: not live; `Some(None)`: no namespace).
+    pub fn namespace_of(&self, vid: u64) -> Option<Option<&str>> {
+        self.ids.namespace(vid)
+    }
+
+    /// The index's metadata indexes, by property.
+    pub fn meta_indexes(&self) -> &[MetaIndex] {
+        &self.meta_indexes
+    }
+
+    /// Whether every sealed segment stores its namespaces as contiguous ranges (then a
+    /// namespace is scanned range by range; see [`super::planner`]). Not yet: the segment
+    /// format with groups is the index layer's next version.
+    pub fn sealed_have_groups(&self) -> bool {
+        false
+    }
 }
 
 impl Engine {
-    /// An engine whose segment files live beside `db_path` (none for in-memory databases).
-    pub fn new(db_path: Option<&Path>) -> Engine {
+    /// An engine whose segment files live beside `db_path` (none for in-memory databases),
+    /// counting the database's statements in `statements`; `wal`: the database runs in WAL
+    /// mode (its admin connection could set it).
+    pub fn new(db_path: Option<&Path>, statements: Arc<StatementCount>, wal: bool) -> Engine {
+        let freshness = match db_path {
+            None => Freshness::Memory,
+            Some(path) if wal => Freshness::Wal(WalWatch::new(path)),
+            Some(_) => Freshness::Never,
+        };
         let dir = db_path.map(|p| {
             let mut name = p.as_os_str().to_owned();
             name.push(".vectors");
@@ -166,7 +270,84 @@ impl Engine {
             sealed_high: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             max_vectors: std::sync::atomic::AtomicUsize::new(super::limits::MAX_VECTORS_PER_INDEX),
+            statements,
+            freshness,
+            committed: Mutex::new(HashMap::new()),
+            writes: AtomicU64::new(0),
+            queues: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether index `index_id`'s queue of delayed writes is known, without SQL, to hold
+    /// nothing due at `now_ms`: the database's moment is the one a look found it empty (or
+    /// its earliest entry due later) at.
+    pub fn queue_idle(&self, index_id: i64, now_ms: i64) -> bool {
+        let Some(now) = self.moment() else {
+            return false;
+        };
+        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        match queues.get(&index_id) {
+            Some(&(at, earliest)) => at == now && earliest.is_none_or(|due| now_ms < due),
+            None => false,
+        }
+    }
+
+    /// Records what a look at the queue found in a snapshot that began after `moment` was
+    /// read: nothing due, and the earliest due time if anything is queued.
+    pub fn queue_seen(&self, index_id: i64, moment: Option<Moment>, earliest: Option<i64>) {
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        match moment {
+            Some(m) => {
+                queues.insert(index_id, (m, earliest));
+            }
+            None => {
+                queues.remove(&index_id);
+            }
+        }
+    }
+
+    /// The database's moment now, if it can be read without SQL (see [`Moment`]).
+    pub fn moment(&self) -> Option<Moment> {
+        match &self.freshness {
+            Freshness::Memory => Some(Moment::Writes(self.writes.load(Ordering::Acquire))),
+            Freshness::Wal(watch) => watch.stamp().map(Moment::Wal),
+            Freshness::Never => None,
+        }
+    }
+
+    /// A write transaction of this process ended (committed or rolled back).
+    pub fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The loaded state of `row`'s index if it is known to be as new as the database now,
+    /// without asking SQLite: the database's moment is the one the state was validated at
+    /// ([`Engine::validate`]), so no transaction of any connection committed since, and no
+    /// write of this process left the state behind.
+    pub fn fresh_state(&self, row: &IndexRow) -> Option<Arc<IndexState>> {
+        let now = self.moment()?;
+        let state = self.loaded_state(row)?;
+        let validated = *state.validated.lock().unwrap_or_else(|e| e.into_inner());
+        if validated != Some(now) {
+            return None;
+        }
+        let committed = self
+            .committed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&row.index_id)
+            .copied();
+        if committed.is_some_and(|seq| state.seq() < seq) {
+            return None;
+        }
+        Some(state)
+    }
+
+    /// Records that `state` is at least as new as a snapshot that began after `moment`
+    /// was read: until the database's moment changes, [`Engine::fresh_state`] may answer
+    /// from it.
+    pub fn validate(&self, state: &IndexState, moment: Option<Moment>) {
+        *state.validated.lock().unwrap_or_else(|e| e.into_inner()) = moment;
     }
 
     /// The most vectors one index may hold (default Vectorize's 20,000,000).
@@ -195,6 +376,7 @@ impl Engine {
             exact_fallbacks: c.fallback.load(Ordering::Relaxed),
             rebuilt_segments: c.rebuilt_segments.load(Ordering::Relaxed),
             state_loads: c.loads.load(Ordering::Relaxed),
+            sql_statements: self.statements.get(),
         }
     }
 
@@ -205,6 +387,10 @@ impl Engine {
     /// Forgets an index's state (after it is deleted, or when it must be reloaded).
     pub fn forget(&self, index_id: i64) {
         self.settling.forget(index_id);
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&index_id);
         self.loaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -289,6 +475,11 @@ impl Engine {
         // and leave it there, so that every search after rebuilt it.
         self.settling
             .wait(row.index_id, change.from_seq, super::settle::SETTLE_WAIT);
+        {
+            let mut committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
+            let seq = committed.entry(row.index_id).or_insert(change.seq);
+            *seq = (*seq).max(change.seq);
+        }
         self.follow(row, change);
         self.settling.settle(row.index_id, change.seq);
     }
@@ -316,7 +507,7 @@ impl Engine {
         let prepared: Vec<(u64, Vec<f32>)> = change
             .added
             .iter()
-            .map(|(vid, _, values)| (*vid, prepare(row.metric, values)))
+            .map(|a| (a.vid, prepare(row.metric, a.values)))
             .collect();
         let refs: Vec<(u64, &[f32])> = prepared.iter().map(|(id, v)| (*id, v.as_slice())).collect();
         if segs.mutable.insert(&refs).is_err() {
@@ -326,18 +517,23 @@ impl Engine {
         }
         for (vid, ns) in &change.removed {
             segs.live.remove(*vid);
+            segs.ids.remove(*vid);
             if let Some(set) = ns.as_ref().and_then(|ns| segs.namespaces.get_mut(ns)) {
                 set.remove(*vid);
             }
         }
-        for (vid, ns, _) in &change.added {
-            segs.live.insert(*vid);
-            if let Some(ns) = ns {
+        for a in &change.added {
+            segs.live.insert(a.vid);
+            segs.ids.insert(a.vid, a.id, a.namespace);
+            if let Some(ns) = a.namespace {
                 segs.namespaces
-                    .entry((*ns).to_owned())
+                    .entry(ns.to_owned())
                     .or_default()
-                    .insert(*vid);
+                    .insert(a.vid);
             }
+        }
+        if let Some(meta) = &change.meta_indexes {
+            segs.meta_indexes = meta.clone();
         }
         segs.namespaces.retain(|_, set| !set.is_empty());
         state.seq.store(change.seq, Ordering::Release);
@@ -454,12 +650,15 @@ impl Engine {
         drop(files);
         let mut live = IdBitset::new();
         let mut namespaces: HashMap<String, IdBitset> = HashMap::new();
-        for (vid, ns) in store::live_vids(conn, row.index_id)? {
+        let mut ids = VidTable::default();
+        for (vid, id, ns) in store::live_ids(conn, row.index_id)? {
             live.insert(vid);
+            ids.insert(vid, &id, ns.as_deref());
             if let Some(ns) = ns {
                 namespaces.entry(ns).or_default().insert(vid);
             }
         }
+        let meta_indexes = store::metadata_indexes(conn, row.index_id)?;
         let missing: Vec<u64> = live.iter().filter(|v| !covered.contains(*v)).collect();
         let mut mutable =
             MutableSegment::new(row.dimensions, row.metric, options.graph, missing.len());
@@ -480,10 +679,13 @@ impl Engine {
             mutable,
             live,
             namespaces,
+            ids,
+            meta_indexes,
         };
         self.maybe_seal(row, &mut segments)?;
         Ok(IndexState {
             row: row.clone(),
+            validated: Mutex::new(None),
             seq: AtomicI64::new(row.seq),
             inner: RwLock::new(segments),
             candidates: Default::default(),
@@ -568,8 +770,8 @@ impl Engine {
     }
 
     /// The `k` nearest allowed vectors to a prepared query. `candidates` is the set the
-    /// namespace and filter allow (`None`: every live vector). Small candidate sets are
-    /// scored exactly; larger ones go through the graphs with the set as the filter.
+    /// namespace and filter allow (`None`: every live vector; `namespace_only`: the set is
+    /// one namespace, no filter). The path is [`super::planner::plan`]'s.
     pub fn search(
         &self,
         segs: &Segments,
@@ -577,43 +779,54 @@ impl Engine {
         query: &[f32],
         k: usize,
         candidates: Option<&IdBitset>,
+        namespace_only: bool,
     ) -> Vec<Hit> {
         let options = self.options();
         let allowed: &IdBitset = candidates.unwrap_or(&segs.live);
-        if allowed.is_empty() || k == 0 {
-            return Vec::new();
-        }
-        if allowed.len() <= options.exact_max_candidates {
-            self.counters.exact.fetch_add(1, Ordering::Relaxed);
-            return exact_search(segs, metric, query, k, allowed);
-        }
-        self.counters.graph.fetch_add(1, Ordering::Relaxed);
-        let selectivity = allowed.len() as f64 / segs.live.len().max(1) as f64;
-        let widen = (1.0 / selectivity.max(1e-6)).sqrt().min(8.0);
-        let ef = ((options.ef_search.max(k) as f64) * widen).ceil() as usize;
-        let both = Both {
-            live: &segs.live,
-            allowed,
+        let shape = Shape {
+            k,
+            allowed: allowed.len(),
+            live: segs.live.len(),
+            namespace_only: namespace_only && candidates.is_some(),
+            groups: segs.sealed_have_groups(),
         };
-        // A few more than k, so that a tie at the k-th distance can be broken by the caller
-        // (by Vectorize id) rather than by whichever tied node the graph reached first.
-        let wanted = k + TIE_MARGIN;
-        let ef = ef.max(wanted);
-        let mut hits = Vec::new();
-        let mut scratch = SearchScratch::default();
-        for seg in &segs.sealed {
-            hits.extend(seg.search(query, wanted, ef, Some(&both), &mut scratch));
+        match planner::plan(&options, shape) {
+            Plan::Empty => Vec::new(),
+            // Until sealed segments carry namespace groups (`sealed_have_groups`), the planner
+            // never picks this: it is the arm where `seg.group(label)` ranges are scanned with
+            // `seg.scan(query, range, k, Some(&both))`, merged with the mutable segment's
+            // members of the namespace, as `exact_search` merges.
+            Plan::ExactNamespaceRanges | Plan::ExactCandidates => {
+                self.counters.exact.fetch_add(1, Ordering::Relaxed);
+                exact_search(segs, metric, query, k, allowed)
+            }
+            Plan::Graph { ef } => {
+                self.counters.graph.fetch_add(1, Ordering::Relaxed);
+                let both = Both {
+                    live: &segs.live,
+                    allowed,
+                };
+                // A few more than k, so that a tie at the k-th distance can be broken by the
+                // caller (by Vectorize id) rather than by whichever tied node the graph
+                // reached first.
+                let wanted = k + planner::TIE_MARGIN;
+                let mut hits = Vec::new();
+                let mut scratch = SearchScratch::default();
+                for seg in &segs.sealed {
+                    hits.extend(seg.search(query, wanted, ef, Some(&both), &mut scratch));
+                }
+                hits.extend(segs.mutable.search(query, wanted, ef, Some(&both)));
+                hits.retain(|h| both.allows(h.id));
+                sort_hits(&mut hits);
+                hits.dedup_by_key(|h| h.id);
+                if hits.len() < k.min(allowed.len()) {
+                    self.counters.fallback.fetch_add(1, Ordering::Relaxed);
+                    return exact_search(segs, metric, query, k, allowed);
+                }
+                hits.truncate(wanted);
+                hits
+            }
         }
-        hits.extend(segs.mutable.search(query, wanted, ef, Some(&both)));
-        hits.retain(|h| both.allows(h.id));
-        sort_hits(&mut hits);
-        hits.dedup_by_key(|h| h.id);
-        if hits.len() < k.min(allowed.len()) {
-            self.counters.fallback.fetch_add(1, Ordering::Relaxed);
-            return exact_search(segs, metric, query, k, allowed);
-        }
-        hits.truncate(wanted);
-        hits
     }
 }
 
@@ -626,9 +839,6 @@ fn same_index(a: &IndexRow, b: &IndexRow) -> bool {
         && a.metric == b.metric
         && a.created_on == b.created_on
 }
-
-/// Extra graph results fetched beyond topK so that ties at the boundary are broken by id.
-const TIE_MARGIN: usize = 8;
 
 /// Allowed means live and in the candidate set.
 struct Both<'a> {

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use serde_json::{Map, Value as Json};
 
 use super::delay::{self, IndexOptions, Pending};
-use super::engine::{prepare, Change, IndexState, Stats};
+use super::engine::{prepare, Added, Change, IndexState, Stats};
 use super::error::{codes, VectorizeError};
 use super::filter::eval::{indexed_value, IndexType, Indexed};
-use super::filter::parse::{parse_filter, Filter, Scalar};
-use super::filter::to_sql::candidate_sql;
+use super::filter::parse::{parse_filter, Scalar};
 use super::limits;
+use super::planner::{self, Ask, Candidates};
 use super::store::{self, IndexRow, Scope, StoredVector};
 use super::types::{
     f32_rounded, IndexConfig, IndexDescription, IndexInfo, ListVectorsResponse, Match, Matches,
@@ -19,7 +19,7 @@ use super::types::{
 };
 use crate::db::Shared;
 use crate::error::{Error, Result};
-use crate::index::{IdBitset, Metric};
+use crate::index::Metric;
 
 /// What a scoped caller asks of an index before a call: the vector engine's one hook into
 /// the tenant policy (`tenant::policy::Scope` implements it). The engine itself decides no
@@ -260,6 +260,7 @@ impl VectorIndex {
             // Rolled back: what `f` announced (`Engine::announce`) never commits.
             self.shared.vectors.withdraw_after(self.row.index_id, from);
         }
+        self.shared.vectors.wrote();
         out
     }
 
@@ -300,17 +301,27 @@ impl VectorIndex {
     /// (and the vectors it replaced not found), leaving fewer than topK. A newer snapshot
     /// sees the write, so the search takes one, a bounded number of times; the last
     /// attempt (`last = true`) answers from what it has.
+    ///
+    /// The database's moment read before each snapshot begins marks the state validated
+    /// at it ([`super::engine::Engine::validate`]): until the moment changes, queries answer
+    /// from the state without SQLite.
     fn with_read_state<T>(
         &self,
         mut f: impl FnMut(&rusqlite::Connection, &IndexRow, &Arc<IndexState>, bool) -> Result<Option<T>>,
     ) -> Result<T> {
+        let engine = &self.shared.vectors;
         for attempt in 1..=SNAPSHOT_ATTEMPTS {
             let last = attempt == SNAPSHOT_ATTEMPTS;
+            let moment = engine.moment();
             let answered = self.shared.read_tx(|tx| {
                 let row = store::index_by_name(tx, &self.row.name)?
                     .filter(|r| r.index_id == self.row.index_id)
                     .ok_or_else(|| not_found(&self.row.name))?;
-                let state = self.shared.vectors.state_for_read(tx, &row)?;
+                let state = engine.state_for_read(tx, &row)?;
+                // At least as new as this snapshot, which began after `moment` was read.
+                if moment.is_some() {
+                    engine.validate(&state, moment);
+                }
                 f(tx, &row, &state, last)
             })?;
             if let Some(out) = answered {
@@ -462,13 +473,24 @@ impl VectorIndex {
     /// Applies the queued writes that are due, oldest first (see [`super::delay`]).
     fn drain_due(&self) -> Result<()> {
         let index_id = self.row.index_id;
+        let engine = &self.shared.vectors;
         loop {
             let now = delay::now_ms();
+            // Known empty (or not due) since no transaction committed: no SQL.
+            if engine.queue_idle(index_id, now) {
+                return Ok(());
+            }
+            let moment = engine.moment();
             // On a pooled reader, so that queries do not queue on the admin connection.
-            let Some(p) = self
-                .shared
-                .read_tx(|tx| Ok(delay::next_due(tx, index_id, now)?))?
-            else {
+            let due = self.shared.read_tx(|tx| {
+                let due = delay::next_due(tx, index_id, now)?;
+                if due.is_none() {
+                    let earliest = store::earliest_pending_due(tx, index_id)?;
+                    engine.queue_seen(index_id, moment, earliest);
+                }
+                Ok(due)
+            })?;
+            let Some(p) = due else {
                 return Ok(());
             };
             // Applied as the caller that queued it, so its namespace rules hold.
@@ -600,9 +622,16 @@ impl VectorIndex {
                 .iter()
                 .map(|&(at, vid)| {
                     let v = &accepted[at];
-                    (vid, v.namespace.as_deref(), v.values.as_slice())
+                    Added {
+                        vid,
+                        id: &v.id,
+                        namespace: v.namespace.as_deref(),
+                        values: &v.values,
+                        metadata: v.metadata.as_ref(),
+                    }
                 })
                 .collect(),
+            meta_indexes: None,
         };
         self.shared.vectors.apply(&row, &change);
         Ok(MutationResult { mutation_id: mid })
@@ -679,6 +708,10 @@ impl VectorIndex {
     }
 
     /// The one query path; `on` as in [`VectorIndex::with_state_on`].
+    ///
+    /// First from memory ([`VectorIndex::query_from_memory`]) when the state is known to be
+    /// current; otherwise against a read snapshot, which also validates the state for the
+    /// queries after it.
     fn query_prepared_on(
         &self,
         on: Option<&rusqlite::Connection>,
@@ -702,94 +735,117 @@ impl VectorIndex {
             .map_err(|e| verr(codes::INVALID_FILTER, e.to_string()))?;
         self.check(VectorAction::Read)?;
         let query = prepare(self.row.metric, values);
+        let ask = Ask {
+            namespace: namespace.as_deref(),
+            filter: filter.as_ref().zip(options.filter.as_ref()),
+        };
+        if on.is_none() {
+            if let Some(answer) = self.query_from_memory(&query, options, ask)? {
+                return Ok(answer);
+            }
+        }
         let engine = &self.shared.vectors;
         self.with_state_on(on, |tx, row, state, last| {
-            let meta_indexes = store::metadata_indexes(tx, row.index_id)?;
-            let types = |p: &str| {
-                meta_indexes
-                    .iter()
-                    .find(|(n, _, _)| n == p)
-                    .map(|(_, t, _)| *t)
-            };
             let segs = state.inner.read().unwrap_or_else(|e| e.into_inner());
             // The state's seq moves only under its write lock: stable while `segs` is held.
-            if state.seq() > row.seq && !last {
+            let newer = state.seq() > row.seq;
+            if newer && !last {
                 return Ok(None);
             }
-            let candidates: Option<Arc<IdBitset>> = match (&filter, &namespace) {
-                (Some(f), ns) => {
-                    let key = options
-                        .filter
-                        .as_ref()
-                        .map(|json| super::candidates::key(ns.as_deref(), json));
-                    match key.as_ref().and_then(|k| state.candidates.get(row.seq, k)) {
-                        Some(hit) => Some(hit),
-                        None => {
-                            let set =
-                                Arc::new(filter_candidates(tx, row, ns.as_deref(), f, &types)?);
-                            if let Some(k) = key {
-                                state.candidates.put(row.seq, k, Arc::clone(&set));
-                            }
-                            Some(set)
-                        }
-                    }
-                }
-                (None, Some(ns)) => Some(Arc::new(
-                    segs.namespaces.get(ns).cloned().unwrap_or_default(),
-                )),
-                (None, None) => None,
+            // At the snapshot's seq the state's metadata indexes are the snapshot's.
+            let meta = if newer {
+                store::metadata_indexes(tx, row.index_id)?
+            } else {
+                segs.meta_indexes().to_vec()
             };
+            let candidates =
+                planner::candidates(state, &segs, row.seq, ask, Some((tx, row)), &meta)?
+                    .unwrap_or(Candidates::All);
             let hits = engine.search(
                 &segs,
                 row.metric,
                 &query,
                 options.top_k,
-                candidates.as_deref(),
+                candidates.set(),
+                ask.filter.is_none(),
             );
+            let mut found = from_memory(&segs, &hits);
             drop(segs);
-            let vids: Vec<u64> = hits.iter().map(|h| h.id).collect();
-            let rows = store::vectors_by_vid(tx, row.index_id, &vids)?;
-            let mut matches = Vec::with_capacity(rows.len());
-            for hit in &hits {
-                let Some(v) = rows.iter().find(|r| r.vid == hit.id) else {
-                    continue;
-                };
-                // Re-check what the search promised: live, in the namespace, through the filter.
-                if namespace.is_some() && v.namespace != namespace {
-                    continue;
-                }
-                if candidates.as_ref().is_some_and(|c| !c.contains(v.vid)) {
-                    continue;
-                }
-                matches.push(Match {
-                    id: v.id.clone(),
-                    score: row.metric.score(hit.distance),
-                    values: options
-                        .return_values
-                        .then(|| v.values.iter().map(|&x| f32_rounded(x)).collect()),
-                    namespace: v.namespace.clone(),
-                    metadata: project_metadata(
-                        v.metadata.as_ref(),
-                        options.return_metadata,
-                        &meta_indexes,
-                    ),
-                });
+            // A newer state's hits are re-checked against the snapshot's rows (a hit it
+            // lacks is dropped); at the snapshot's seq, rows are read only for what the
+            // answer returns.
+            if newer || needs_rows(options) {
+                let vids: Vec<u64> = hits.iter().map(|h| h.id).collect();
+                let rows = store::vectors_by_vid(tx, row.index_id, &vids)?;
+                found = from_rows(rows);
             }
-            let better = |a: &Match, b: &Match| {
-                let by_score = if row.metric.higher_is_better() {
-                    b.score.total_cmp(&a.score)
-                } else {
-                    a.score.total_cmp(&b.score)
-                };
-                by_score.then_with(|| a.id.cmp(&b.id))
-            };
-            matches.sort_by(better);
-            matches.truncate(options.top_k);
-            Ok(Some(Matches {
-                count: matches.len(),
-                matches,
-            }))
+            Ok(Some(finish(
+                row.metric,
+                &hits,
+                found,
+                options,
+                &meta,
+                ask.namespace,
+                &candidates,
+            )))
         })
+    }
+
+    /// Answers a query from the in-memory state alone when it is known to be current
+    /// ([`super::engine::Engine::fresh_state`]) and its candidates need no SQL: no SQLite
+    /// at all, unless the answer returns values or metadata (then only the hits' rows, in a
+    /// read transaction). `None`: take the snapshot path (not known current, a filter not
+    /// in memory, or a hit's row gone since: a write committed meanwhile).
+    fn query_from_memory(
+        &self,
+        query: &[f32],
+        options: &QueryOptions,
+        ask: Ask<'_>,
+    ) -> Result<Option<Matches>> {
+        let engine = &self.shared.vectors;
+        let Some(state) = engine.fresh_state(&self.row) else {
+            return Ok(None);
+        };
+        let segs = state.inner.read().unwrap_or_else(|e| e.into_inner());
+        let seq = state.seq();
+        let Some(candidates) = planner::candidates(&state, &segs, seq, ask, None, &[])? else {
+            return Ok(None);
+        };
+        let hits = engine.search(
+            &segs,
+            self.row.metric,
+            query,
+            options.top_k,
+            candidates.set(),
+            ask.filter.is_none(),
+        );
+        let mut found = from_memory(&segs, &hits);
+        let meta = if options.return_metadata == ReturnMetadata::Indexed {
+            segs.meta_indexes().to_vec()
+        } else {
+            Vec::new()
+        };
+        drop(segs);
+        if needs_rows(options) {
+            let vids: Vec<u64> = hits.iter().map(|h| h.id).collect();
+            let index_id = self.row.index_id;
+            let rows = self
+                .shared
+                .read_tx(|tx| Ok(store::vectors_by_vid(tx, index_id, &vids)?))?;
+            if rows.len() != vids.len() {
+                return Ok(None);
+            }
+            found = from_rows(rows);
+        }
+        Ok(Some(finish(
+            self.row.metric,
+            &hits,
+            found,
+            options,
+            &meta,
+            ask.namespace,
+            &candidates,
+        )))
     }
 
     /// The stored vectors with these ids, in input order, duplicates dropped, missing ids
@@ -870,6 +926,7 @@ impl VectorIndex {
             seq,
             removed,
             added: Vec::new(),
+            meta_indexes: None,
         };
         self.shared.vectors.apply(&row, &change);
         Ok(MutationResult { mutation_id: mid })
@@ -940,7 +997,7 @@ impl VectorIndex {
         validate_property(property)?;
         let mid = mutation_id();
         let now = crate::time::now_iso();
-        let (row, (from_seq, seq, vectors_not_covered)) = self.write_tx(|tx, row| {
+        let (row, (from_seq, seq, vectors_not_covered, meta_indexes)) = self.write_tx(|tx, row| {
             let existing = store::metadata_indexes(tx, row.index_id)?;
             if existing.iter().any(|(p, _, _)| p == property) {
                 return Err(verr(
@@ -963,13 +1020,19 @@ impl VectorIndex {
                 rusqlite::params![row.index_id, property, store::index_type_str(index_type), seq],
             )?;
             self.shared.vectors.announce(row.index_id, seq);
-            Ok((row.seq, seq, store::count_vectors(tx, row.index_id)?))
+            Ok((
+                row.seq,
+                seq,
+                store::count_vectors(tx, row.index_id)?,
+                store::metadata_indexes(tx, row.index_id)?,
+            ))
         })?;
         self.shared.vectors.apply(
             &row,
             &Change {
                 from_seq,
                 seq,
+                meta_indexes: Some(meta_indexes),
                 ..Change::default()
             },
         );
@@ -998,7 +1061,7 @@ impl VectorIndex {
         self.check_admin("metadata indexes")?;
         let mid = mutation_id();
         let now = crate::time::now_iso();
-        let (row, (from_seq, seq)) = self.write_tx(|tx, row| {
+        let (row, (from_seq, seq, meta_indexes)) = self.write_tx(|tx, row| {
             let gone = tx.execute(
                 "DELETE FROM d1vec_metadata_indexes WHERE index_id = ?1 AND property = ?2",
                 rusqlite::params![row.index_id, property],
@@ -1015,13 +1078,14 @@ impl VectorIndex {
             )?;
             let seq = store::next_mutation(tx, row.index_id, "delete_metadata_index", &mid, &now)?;
             self.shared.vectors.announce(row.index_id, seq);
-            Ok((row.seq, seq))
+            Ok((row.seq, seq, store::metadata_indexes(tx, row.index_id)?))
         })?;
         self.shared.vectors.apply(
             &row,
             &Change {
                 from_seq,
                 seq,
+                meta_indexes: Some(meta_indexes),
                 ..Change::default()
             },
         );
@@ -1162,29 +1226,92 @@ fn insert_path(obj: &mut Map<String, Json>, path: &str, value: Json) {
     }
 }
 
-/// The vids passing a namespace and a parsed filter, by SQL over the metadata index tables.
-fn filter_candidates(
-    tx: &rusqlite::Connection,
-    row: &IndexRow,
+/// Whether the answer returns something only the vectors' rows hold.
+fn needs_rows(options: &QueryOptions) -> bool {
+    options.return_values || options.return_metadata != ReturnMetadata::None
+}
+
+/// A hit as the answer needs it: from memory (id, namespace) or from its row (everything).
+struct Found {
+    vid: u64,
+    id: String,
+    namespace: Option<String>,
+    values: Vec<f32>,
+    metadata: Option<Json>,
+}
+
+/// The hits' ids and namespaces from the state (hits not live in it are left out).
+fn from_memory(segs: &super::engine::Segments, hits: &[crate::index::Hit]) -> Vec<Found> {
+    hits.iter()
+        .filter_map(|h| {
+            Some(Found {
+                vid: h.id,
+                id: segs.id_of(h.id)?.to_owned(),
+                namespace: segs.namespace_of(h.id)?.map(str::to_owned),
+                values: Vec::new(),
+                metadata: None,
+            })
+        })
+        .collect()
+}
+
+/// The hits as their rows hold them.
+fn from_rows(rows: Vec<StoredVector>) -> Vec<Found> {
+    rows.into_iter()
+        .map(|v| Found {
+            vid: v.vid,
+            id: v.id,
+            namespace: v.namespace,
+            values: v.values,
+            metadata: v.metadata,
+        })
+        .collect()
+}
+
+/// The matches of `hits` (in Vectorize's order, at most topK), each re-checked against
+/// what the search promised: found (live), in the namespace, through the filter.
+fn finish(
+    metric: Metric,
+    hits: &[crate::index::Hit],
+    found: Vec<Found>,
+    options: &QueryOptions,
+    meta: &[(String, IndexType, i64)],
     namespace: Option<&str>,
-    filter: &Filter,
-    types: &dyn Fn(&str) -> Option<IndexType>,
-) -> Result<IdBitset> {
-    let sql = candidate_sql(row.index_id, namespace, Some(filter), types).map_err(|e| {
-        let code = if e.reason.contains("metadata index") {
-            codes::FILTER_WITHOUT_METADATA_INDEX
-        } else {
-            codes::INVALID_FILTER
+    candidates: &Candidates,
+) -> Matches {
+    let mut matches = Vec::with_capacity(found.len());
+    for hit in hits {
+        let Some(v) = found.iter().find(|r| r.vid == hit.id) else {
+            continue;
         };
-        verr(code, e.to_string())
-    })?;
-    let mut stmt = tx.prepare(&sql.sql)?;
-    let vids = stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
-        r.get::<_, i64>(0)
-    })?;
-    let mut set = IdBitset::new();
-    for vid in vids {
-        set.insert(u64::try_from(vid?).unwrap_or(0));
+        if namespace.is_some() && v.namespace.as_deref() != namespace {
+            continue;
+        }
+        if candidates.set().is_some_and(|c| !c.contains(v.vid)) {
+            continue;
+        }
+        matches.push(Match {
+            id: v.id.clone(),
+            score: metric.score(hit.distance),
+            values: options
+                .return_values
+                .then(|| v.values.iter().map(|&x| f32_rounded(x)).collect()),
+            namespace: v.namespace.clone(),
+            metadata: project_metadata(v.metadata.as_ref(), options.return_metadata, meta),
+        });
     }
-    Ok(set)
+    let better = |a: &Match, b: &Match| {
+        let by_score = if metric.higher_is_better() {
+            b.score.total_cmp(&a.score)
+        } else {
+            a.score.total_cmp(&b.score)
+        };
+        by_score.then_with(|| a.id.cmp(&b.id))
+    };
+    matches.sort_by(better);
+    matches.truncate(options.top_k);
+    Matches {
+        count: matches.len(),
+        matches,
+    }
 }

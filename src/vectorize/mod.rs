@@ -15,8 +15,11 @@ pub mod limits;
 pub mod list;
 pub mod manage;
 pub mod ndjson;
+mod planner;
 mod settle;
 pub mod sql_function;
+mod state;
+mod state_wal;
 pub mod store;
 pub mod types;
 

@@ -554,22 +554,60 @@ pub(crate) fn vectors_by_vid(
     Ok(out)
 }
 
-/// Every live internal id and its namespace, in vid order.
-pub(crate) fn live_vids(
+/// Every live vector's internal id, Vectorize id and namespace, in vid order.
+///
+/// Read from two covering indexes (`d1vec_vectors_ns` for vid and namespace,
+/// `d1vec_vectors_key` for the id) joined on the rowid here: neither read touches the
+/// table's pages, which hold every vector's values (nearly all of the file).
+pub(crate) fn live_ids(
     conn: &Connection,
     index_id: i64,
-) -> rusqlite::Result<Vec<(u64, Option<String>)>> {
-    // The (index_id, namespace, vid) index covers this query: reading it never touches the
-    // table's pages, which hold every vector's values (nearly all of the file).
+) -> rusqlite::Result<Vec<(u64, String, Option<String>)>> {
+    let mut ids = std::collections::HashMap::new();
     let mut stmt = conn.prepare(
-        "SELECT vid, namespace FROM d1vec_vectors INDEXED BY d1vec_vectors_ns WHERE index_id = ?1",
+        "SELECT rowid, id FROM d1vec_vectors INDEXED BY d1vec_vectors_key WHERE index_id = ?1",
     )?;
     let rows = stmt.query_map([index_id], |r| {
-        Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
     })?;
-    let mut all = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    all.sort_unstable_by_key(|(vid, _)| *vid);
+    for row in rows {
+        let (rowid, id) = row?;
+        ids.insert(rowid, id);
+    }
+    let mut stmt = conn.prepare(
+        "SELECT rowid, vid, namespace FROM d1vec_vectors INDEXED BY d1vec_vectors_ns WHERE index_id = ?1",
+    )?;
+    let rows = stmt.query_map([index_id], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let mut all = Vec::with_capacity(ids.len());
+    for row in rows {
+        let (rowid, vid, ns) = row?;
+        // Both reads are in one transaction: every row is in both indexes.
+        let id = ids.remove(&rowid).unwrap_or_default();
+        all.push((vid, id, ns));
+    }
+    all.sort_unstable_by_key(|(vid, _, _)| *vid);
     Ok(all)
+}
+
+/// The earliest due time (ms) of index `index_id`'s queued writes, if it has any.
+pub(crate) fn earliest_pending_due(
+    conn: &Connection,
+    index_id: i64,
+) -> rusqlite::Result<Option<i64>> {
+    if !table_exists(conn, "d1vec_pending_writes")? {
+        return Ok(None);
+    }
+    conn.query_row(
+        "SELECT min(due_ms) FROM d1vec_pending_writes WHERE index_id = ?1",
+        [index_id],
+        |r| r.get(0),
+    )
 }
 
 /// Deletes the live vector `old` and its indexed metadata, leaving a tombstone that keeps

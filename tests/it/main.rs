@@ -32,6 +32,7 @@ mod mutable;
 mod oracle;
 mod pagination;
 mod query_paths;
+mod read_path;
 mod remote;
 mod remote_mock;
 mod remote_push;
