@@ -98,7 +98,7 @@ fn recall(got: &[Hit], want: &[Hit], k: usize) -> f64 {
 }
 
 /// The stored vector of `id` in `parts`.
-fn vector_of<'a>(parts: &'a GraphParts, id: u64) -> &'a [f32] {
+fn vector_of(parts: &GraphParts, id: u64) -> &[f32] {
     let i = parts.ids.binary_search(&id).unwrap();
     &parts.vectors[i * parts.dims..(i + 1) * parts.dims]
 }
