@@ -20,7 +20,7 @@ use super::progress::Progress;
 use super::run::{common_fields, line, DB_FILE, INDEX};
 use crate::error::{Error, Result};
 use crate::vectorize::types::QueryOptions;
-use crate::vectorize::{EngineOptions, VectorIndex};
+use crate::vectorize::{EngineOptions, Memory, VectorIndex};
 use crate::Database;
 
 /// What to measure.
@@ -42,6 +42,8 @@ pub struct MeasureOptions {
     pub cold_runs: usize,
     /// Answer one query, emit the `open` line and stop (the first-answer probe).
     pub first_only: bool,
+    /// Where sealed segments' search data lives (`EngineOptions::memory`).
+    pub memory: Memory,
 }
 
 /// Warm (repeated-filter) queries timed in each fresh handle after its cold query.
@@ -56,6 +58,7 @@ impl Default for MeasureOptions {
             exact_queries: 200,
             cold_runs: 5,
             first_only: false,
+            memory: Memory::Mapped,
         }
     }
 }
@@ -212,6 +215,10 @@ pub fn measure(
     };
     let started = Instant::now();
     let db = Database::open(&db_path)?;
+    db.set_vector_options(EngineOptions {
+        memory: options.memory,
+        ..EngineOptions::default()
+    });
     let ix = db.vectorize(INDEX)?;
     let rss_open = rss_bytes();
     let first = folder::first_query(dir)?;
@@ -272,7 +279,13 @@ pub fn measure(
         let scope = scope_of(case);
         if case.is_filtered() && options.cold_runs > 0 {
             // Before anything in this process has asked this filter.
-            let cold = measure_cold(&db_path, &queries, &scope, options.cold_runs)?;
+            let cold = measure_cold(
+                &db_path,
+                &queries,
+                &scope,
+                options.cold_runs,
+                options.memory,
+            )?;
             let mut fields = cold.fields(case, &truth, &rows);
             fields.insert("via".into(), json!(scope.via()));
             let l = line(&common, "d1vec", "filter_cold", Value::Object(fields));
@@ -283,7 +296,10 @@ pub fn measure(
         }
         // One unmeasured pass first: the fresh process maps the segment files lazily, and the
         // first timed setting would otherwise pay every page fault of the case.
-        db.set_vector_options(EngineOptions::default());
+        db.set_vector_options(EngineOptions {
+            memory: options.memory,
+            ..EngineOptions::default()
+        });
         run_queries(&ix, &queries, &scope, 1)?;
         for system in ["d1vec", "d1vec-exact"] {
             let exact = system == "d1vec-exact";
@@ -309,6 +325,7 @@ pub fn measure(
                     } else {
                         EngineOptions::default().exact_max_candidates
                     },
+                    memory: options.memory,
                     ..EngineOptions::default()
                 });
                 for &threads in &options.threads {
@@ -426,6 +443,7 @@ fn measure_cold(
     queries: &[Vec<f64>],
     scope: &Scope,
     runs: usize,
+    memory: Memory,
 ) -> Result<ColdWarm> {
     let mut out = ColdWarm::default();
     if queries.is_empty() {
@@ -444,6 +462,10 @@ fn measure_cold(
     };
     let fresh = || -> Result<(Database, VectorIndex)> {
         let db = Database::open(db_path)?;
+        db.set_vector_options(EngineOptions {
+            memory,
+            ..EngineOptions::default()
+        });
         let ix = db.vectorize(INDEX)?;
         ix.warm()?;
         Ok((db, ix))

@@ -208,7 +208,7 @@ fn finish(
         .and_then(|l| l["bytes"].as_u64())
         .unwrap_or(0);
     if let Some(binary) = &options.binary {
-        let first = first_answers(binary, dir, progress)?;
+        let first = first_answers(binary, dir, options.measure.memory, progress)?;
         if let Some(s) = measure::summary(&first) {
             progress.note(&s);
         }
@@ -313,12 +313,17 @@ fn disk_usage(dir: &Path) -> Map<String, Value> {
 /// database and answers one query, timed from spawn to its answer; first with every file
 /// of the database evicted from the page cache ([`pagecache`]), then again with them
 /// cached by that run (warm). The line says, per file, what eviction left resident.
-fn first_answers(binary: &Path, dir: &Path, progress: &dyn Progress) -> Result<Value> {
+fn first_answers(
+    binary: &Path,
+    dir: &Path,
+    memory: crate::vectorize::Memory,
+    progress: &dyn Progress,
+) -> Result<Value> {
     let db = dir.join(DB_FILE);
     let files = pagecache::database_files(&db);
     let evicted = pagecache::evict_all(&files);
-    let cold = first_answer_child(binary, dir, progress)?;
-    let warm = first_answer_child(binary, dir, progress)?;
+    let cold = first_answer_child(binary, dir, memory, progress)?;
+    let warm = first_answer_child(binary, dir, memory, progress)?;
     let sum = |f: fn(&pagecache::Evicted) -> Option<u64>| -> Option<u64> {
         evicted.iter().map(f).sum::<Option<u64>>()
     };
@@ -382,13 +387,20 @@ fn first_answers(binary: &Path, dir: &Path, progress: &dyn Progress) -> Result<V
 
 /// One `bench measure --first-only` child: its `open` line, with `first_answer_ms` from
 /// spawn to the line (printed right after the answer).
-fn first_answer_child(binary: &Path, dir: &Path, progress: &dyn Progress) -> Result<Value> {
+fn first_answer_child(
+    binary: &Path,
+    dir: &Path,
+    memory: crate::vectorize::Memory,
+    progress: &dyn Progress,
+) -> Result<Value> {
     let mut command = Command::new(binary);
     command
         .arg("bench")
         .arg("measure")
         .arg(dir)
         .arg("--first-only")
+        .arg("--memory")
+        .arg(memory_flag(memory))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let lines = read_child(command, binary, progress, "first answer (fresh process)")?;
@@ -421,12 +433,22 @@ fn measure_in_child(
         .arg(options.exact_queries.to_string())
         .arg("--cold-runs")
         .arg(options.cold_runs.to_string())
+        .arg("--memory")
+        .arg(memory_flag(options.memory))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if let Some(q) = options.queries {
         command.arg("--queries").arg(q.to_string());
     }
     read_child(command, binary, progress, "searches (fresh process)")
+}
+
+/// The `--memory` flag's value for a mode.
+pub(crate) fn memory_flag(memory: crate::vectorize::Memory) -> &'static str {
+    match memory {
+        crate::vectorize::Memory::Resident => "resident",
+        crate::vectorize::Memory::Mapped => "mapped",
+    }
 }
 
 /// Spawns `command` and reads its JSON lines (see [`measure_in_child`]).

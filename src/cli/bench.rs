@@ -14,6 +14,7 @@ use crate::bench::progress::Progress;
 use crate::bench::report;
 use crate::bench::run::{self, RunOptions};
 use crate::error::{Error, Result};
+use crate::vectorize::Memory;
 
 /// `d1vec bench …`
 #[derive(Debug, Subcommand)]
@@ -81,9 +82,10 @@ pub struct SweepArgs {
     /// it. A case with a filter per query is measured over all its queries instead.
     #[arg(long, default_value_t = 5)]
     pub cold_runs: usize,
-    // TODO(integrator): `--memory mapped|resident` (default mapped) once
-    // `EngineOptions.memory` exists: pass it into `MeasureOptions`, set it on every handle
-    // `bench::measure` opens, forward it in `run::measure_in_child`, and record it per line.
+    /// Where sealed segments' search data lives: `mapped` (the file's pages) or `resident`
+    /// (copied into the process at open).
+    #[arg(long, default_value = "mapped", value_parser = ["mapped", "resident"])]
+    pub memory: String,
 }
 
 impl SweepArgs {
@@ -104,6 +106,11 @@ impl SweepArgs {
             exact_queries: self.exact_queries,
             cold_runs: self.cold_runs,
             first_only: false,
+            memory: if self.memory == "resident" {
+                Memory::Resident
+            } else {
+                Memory::Mapped
+            },
         })
     }
 }

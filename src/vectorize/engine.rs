@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use rusqlite::Connection;
 use serde::Serialize;
 
+use super::filter::bitmap::FilterIndex;
 use super::filter::eval::IndexType;
 use super::planner::{self, Plan, Shape};
 use super::state::VidTable;
@@ -21,7 +22,7 @@ use super::store::{self, IndexRow};
 use crate::error::{Error, Result};
 use crate::index::exact;
 use crate::index::mutable::MutableSegment;
-use crate::index::segment::{SealedSegment, SearchScratch};
+use crate::index::segment::{Group, Memory, SealedSegment, SearchScratch, SegmentError};
 use crate::index::{Allow, GraphParams, Hit, IdBitset, Metric};
 use crate::sql::conn::StatementCount;
 
@@ -38,6 +39,10 @@ pub struct EngineOptions {
     pub ef_search: usize,
     /// HNSW build parameters.
     pub graph: GraphParams,
+    /// Where sealed segments' search data lives: mapped from the files (the default; the
+    /// kernel's page cache holds it and may reclaim it) or copied into the process's own
+    /// memory at load (for machines that reclaim page cache; costs the codes and graph in RSS).
+    pub memory: Memory,
 }
 
 impl Default for EngineOptions {
@@ -50,6 +55,7 @@ impl Default for EngineOptions {
             seal_at: 50_000,
             ef_search: 96,
             graph: GraphParams::default(),
+            memory: Memory::Mapped,
         }
     }
 }
@@ -188,9 +194,7 @@ pub(crate) struct Added<'a> {
     pub namespace: Option<&'a str>,
     /// The stored values (not yet prepared for the metric).
     pub values: &'a [f32],
-    /// Its metadata, for the in-memory filter index (`FilterIndex::insert_metadata` in
-    /// `follow`, once it exists; unread until then).
-    #[allow(dead_code)]
+    /// Its metadata, for the in-memory filter index.
     pub metadata: Option<&'a serde_json::Value>,
 }
 
@@ -213,6 +217,10 @@ pub(crate) struct Segments {
     ids: VidTable,
     /// The index's metadata indexes.
     meta_indexes: Vec<MetaIndex>,
+    /// The metadata-indexed values of every live vector, for filters without SQL.
+    filter: FilterIndex,
+    /// The live set again, as the filter index's universe.
+    live_roaring: roaring::RoaringTreemap,
 }
 
 impl Segments {
@@ -237,10 +245,26 @@ impl Segments {
     }
 
     /// Whether every sealed segment stores its namespaces as contiguous ranges (then a
-    /// namespace is scanned range by range; see [`super::planner`]). Not yet: the segment
-    /// format with groups is the index layer's next version.
+    /// namespace is scanned range by range; see [`super::planner`]): format 2 and later.
     pub fn sealed_have_groups(&self) -> bool {
-        false
+        self.sealed.iter().all(|s| s.version() >= 2)
+    }
+
+    /// The in-memory filter index.
+    pub fn filter(&self) -> &FilterIndex {
+        &self.filter
+    }
+
+    /// The vids a filter may pass: namespace `ns`'s live vids, or every live one.
+    pub fn universe(&self, ns: Option<&str>) -> roaring::RoaringTreemap {
+        match ns {
+            None => self.live_roaring.clone(),
+            Some(ns) => self
+                .namespaces
+                .get(ns)
+                .map(|set| set.iter().collect())
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -446,7 +470,7 @@ impl Engine {
             for path in entries.flatten().map(|e| e.path()) {
                 if path.extension().is_some_and(|e| e == "seg") {
                     if let Ok(seg) = SealedSegment::open(&path) {
-                        high = high.max(seg.ids().last().copied().unwrap_or(0));
+                        high = high.max(seg.max_id().unwrap_or(0));
                     }
                 }
             }
@@ -515,8 +539,21 @@ impl Engine {
             self.forget_state(&state);
             return;
         }
+        if let Some(meta) = &change.meta_indexes {
+            // Property changes first: a new metadata index starts empty (vectors written
+            // before it are not indexed), a dropped one forgets its values.
+            let before: Vec<String> = segs.meta_indexes.iter().map(|m| m.0.clone()).collect();
+            for name in before.iter().filter(|n| !meta.iter().any(|m| &m.0 == *n)) {
+                segs.filter.remove_property(name);
+            }
+            for (name, ty, _) in meta.iter().filter(|m| !before.contains(&m.0)) {
+                segs.filter.add_property(name, *ty);
+            }
+        }
         for (vid, ns) in &change.removed {
             segs.live.remove(*vid);
+            segs.live_roaring.remove(*vid);
+            segs.filter.remove(*vid);
             segs.ids.remove(*vid);
             if let Some(set) = ns.as_ref().and_then(|ns| segs.namespaces.get_mut(ns)) {
                 set.remove(*vid);
@@ -524,6 +561,8 @@ impl Engine {
         }
         for a in &change.added {
             segs.live.insert(a.vid);
+            segs.live_roaring.insert(a.vid);
+            segs.filter.insert_metadata(a.vid, a.metadata);
             segs.ids.insert(a.vid, a.id, a.namespace);
             if let Some(ns) = a.namespace {
                 segs.namespaces
@@ -627,7 +666,7 @@ impl Engine {
                         let _ = std::fs::remove_file(&path);
                         continue;
                     }
-                    match open_checked(&path, row, next_vid) {
+                    match open_checked(&path, row, next_vid, options.memory)? {
                         // A compaction cut off between writing its output and removing its
                         // inputs leaves segments that share vectors: keep the first.
                         Some(seg) if !seg.ids().iter().any(|&id| covered.contains(id)) => {
@@ -659,6 +698,17 @@ impl Engine {
             }
         }
         let meta_indexes = store::metadata_indexes(conn, row.index_id)?;
+        let properties: Vec<(String, IndexType)> = meta_indexes
+            .iter()
+            .map(|(name, ty, _)| (name.clone(), *ty))
+            .collect();
+        let mut filter = FilterIndex::new(&properties);
+        for (vid, property, value) in store::meta_values(conn, row.index_id, &meta_indexes)? {
+            if live.contains(vid) {
+                filter.insert_value(vid, &property, &value);
+            }
+        }
+        let live_roaring: roaring::RoaringTreemap = live.iter().collect();
         let missing: Vec<u64> = live.iter().filter(|v| !covered.contains(*v)).collect();
         let mut mutable =
             MutableSegment::new(row.dimensions, row.metric, options.graph, missing.len());
@@ -681,6 +731,8 @@ impl Engine {
             namespaces,
             ids,
             meta_indexes,
+            filter,
+            live_roaring,
         };
         self.maybe_seal(row, &mut segments)?;
         Ok(IndexState {
@@ -718,9 +770,31 @@ impl Engine {
         let parts = segs.mutable.to_parts();
         let (first, last) = (parts.ids[0], parts.ids[parts.ids.len() - 1]);
         let path = dir.join(format!("{first:016}-{last:016}.seg"));
-        SealedSegment::write(&path, &parts, last, &[])
+        // One group per namespace: its vectors are then one contiguous range of the file.
+        let members: Vec<(&str, Vec<u64>)> = segs
+            .namespaces
+            .iter()
+            .map(|(ns, set)| {
+                let ids: Vec<u64> = parts
+                    .ids
+                    .iter()
+                    .copied()
+                    .filter(|id| set.contains(*id))
+                    .collect();
+                (ns.as_str(), ids)
+            })
+            .filter(|(_, ids)| !ids.is_empty())
+            .collect();
+        let groups: Vec<Group<'_>> = members
+            .iter()
+            .map(|(ns, ids)| Group {
+                label: ns.as_bytes(),
+                ids,
+            })
+            .collect();
+        SealedSegment::write(&path, &parts, last, &groups)
             .map_err(|e| Error::invalid("segment file", e.to_string()))?;
-        let seg = SealedSegment::open(&path)
+        let seg = SealedSegment::open_with(&path, self.options().memory)
             .map_err(|e| Error::invalid("segment file", e.to_string()))?;
         // The checksums were computed from these very bytes as they were written.
         write_stamp(&path);
@@ -770,8 +844,8 @@ impl Engine {
     }
 
     /// The `k` nearest allowed vectors to a prepared query. `candidates` is the set the
-    /// namespace and filter allow (`None`: every live vector; `namespace_only`: the set is
-    /// one namespace, no filter). The path is [`super::planner::plan`]'s.
+    /// namespace and filter allow (`None`: every live vector); `namespace` names the one
+    /// namespace the set is when there is no filter. The path is [`super::planner::plan`]'s.
     pub fn search(
         &self,
         segs: &Segments,
@@ -779,7 +853,7 @@ impl Engine {
         query: &[f32],
         k: usize,
         candidates: Option<&IdBitset>,
-        namespace_only: bool,
+        namespace: Option<&str>,
     ) -> Vec<Hit> {
         let options = self.options();
         let allowed: &IdBitset = candidates.unwrap_or(&segs.live);
@@ -787,16 +861,17 @@ impl Engine {
             k,
             allowed: allowed.len(),
             live: segs.live.len(),
-            namespace_only: namespace_only && candidates.is_some(),
+            namespace_only: namespace.is_some() && candidates.is_some(),
             groups: segs.sealed_have_groups(),
         };
         match planner::plan(&options, shape) {
             Plan::Empty => Vec::new(),
-            // Until sealed segments carry namespace groups (`sealed_have_groups`), the planner
-            // never picks this: it is the arm where `seg.group(label)` ranges are scanned with
-            // `seg.scan(query, range, k, Some(&both))`, merged with the mutable segment's
-            // members of the namespace, as `exact_search` merges.
-            Plan::ExactNamespaceRanges | Plan::ExactCandidates => {
+            Plan::ExactNamespaceRanges => {
+                self.counters.exact.fetch_add(1, Ordering::Relaxed);
+                let label = namespace.unwrap_or_default().as_bytes();
+                namespace_scan(segs, metric, query, k, allowed, label)
+            }
+            Plan::ExactCandidates => {
                 self.counters.exact.fetch_add(1, Ordering::Relaxed);
                 exact_search(segs, metric, query, k, allowed)
             }
@@ -866,6 +941,59 @@ pub(crate) fn vector_of(segs: &Segments, vid: u64) -> Option<&[f32]> {
     segs.mutable.vector(vid)
 }
 
+/// A namespace scored exactly: each sealed segment's contiguous range of it (one
+/// sequential read), and its members in the mutable segment.
+fn namespace_scan(
+    segs: &Segments,
+    metric: Metric,
+    query: &[f32],
+    k: usize,
+    allowed: &IdBitset,
+    label: &[u8],
+) -> Vec<Hit> {
+    let both = Both {
+        live: &segs.live,
+        allowed,
+    };
+    let mut hits = Vec::new();
+    for seg in &segs.sealed {
+        if let Some(range) = seg.group(label) {
+            hits.extend(seg.scan(query, range, k, Some(&both)));
+        }
+    }
+    if !segs.mutable.is_empty() {
+        // Walk whichever side is smaller.
+        let members: Vec<u64> = if segs.mutable.len() < allowed.len() {
+            segs.mutable
+                .ids()
+                .iter()
+                .copied()
+                .filter(|&id| both.allows(id))
+                .collect()
+        } else {
+            allowed
+                .iter()
+                .filter(|&id| segs.live.contains(id) && segs.mutable.vector(id).is_some())
+                .collect()
+        };
+        let rows = members
+            .iter()
+            .filter_map(|&vid| segs.mutable.vector(vid).map(|v| (vid, v)));
+        hits.extend(exact::top_k(metric, query, rows, k));
+    }
+    sort_hits(&mut hits);
+    // Keep the k best and every hit tied with the k-th, as `exact::top_k` does.
+    if hits.len() > k && k > 0 {
+        let kth = hits[k - 1].distance;
+        let mut keep = k;
+        while keep < hits.len() && hits[keep].distance == kth {
+            keep += 1;
+        }
+        hits.truncate(keep);
+    }
+    hits
+}
+
 fn exact_search(
     segs: &Segments,
     metric: Metric,
@@ -892,30 +1020,53 @@ pub(crate) fn prepare(metric: Metric, values: &[f32]) -> Vec<f32> {
     v
 }
 
-/// Maps the segment at `path` if it belongs to `row`'s index, holds only committed vids
-/// (below `next_vid`) and is sound: the header, section table, ids, levels and graph
-/// (checksums and every neighbour index) on every open, and the vectors' checksum too
-/// unless a verification stamp says this exact file (length and modification time) passed
-/// before. The full pass reads the whole file once, after which opens stay cheap.
-fn open_checked(path: &Path, row: &IndexRow, next_vid: u64) -> Option<SealedSegment> {
-    let seg = SealedSegment::open(path).ok()?;
+/// Maps the segment at `path` (with `memory`) if it belongs to `row`'s index, holds only
+/// committed vids (below `next_vid`) and is sound: the header, section table, ids, levels
+/// and graph (checksums and every neighbour index) on every open, and the vectors' checksum
+/// too unless a verification stamp says this exact file (length and modification time)
+/// passed before. The full pass reads the whole file once, after which opens stay cheap.
+///
+/// `Ok(None)`: damaged, foreign or uncommitted (the caller deletes it and rebuilds from
+/// SQLite). A file of a newer format than this build reads is an error naming both
+/// versions, and is left on disk as it is: a newer d1vec wrote it and can still use it.
+fn open_checked(
+    path: &Path,
+    row: &IndexRow,
+    next_vid: u64,
+    memory: Memory,
+) -> Result<Option<SealedSegment>> {
+    let seg = match SealedSegment::open_with(path, memory) {
+        Ok(seg) => seg,
+        Err(e @ SegmentError::Incompatible { .. }) => {
+            return Err(Error::invalid("segment file", e.to_string()))
+        }
+        Err(_) => return Ok(None),
+    };
     if seg.dims() != row.dimensions || seg.metric() != row.metric {
-        return None;
+        return Ok(None);
     }
     // Ids at or past the next vid SQLite would hand out were never committed: a write
     // sealed them and then died (or SQLite was restored from an older copy).
-    if seg.ids().last().is_some_and(|&last| last >= next_vid) {
-        return None;
+    if seg.max_id().is_some_and(|last| last >= next_vid) {
+        return Ok(None);
+    }
+    if seg.version() < crate::index::segment::FORMAT_VERSION {
+        tracing::info!(
+            file = %path.display(),
+            version = seg.version(),
+            "segment of an older format read as it is (no namespace ranges, f32 traversal); compaction rewrites it"
+        );
     }
     let stamped = std::fs::read_to_string(stamp_path(path)).ok();
     if stamped.is_some() && stamped == file_stamp(path) {
         // Everything but the vectors' checksum, on every open.
-        seg.verify_graph().ok()?;
-        return Some(seg);
+        return Ok(seg.verify_graph().ok().map(|()| seg));
     }
-    seg.verify().ok()?;
+    if seg.verify().is_err() {
+        return Ok(None);
+    }
     write_stamp(path);
-    Some(seg)
+    Ok(Some(seg))
 }
 
 /// The verification stamp next to a segment file: `<name>.seg.verified`.

@@ -759,15 +759,18 @@ impl VectorIndex {
                 segs.meta_indexes().to_vec()
             };
             let candidates =
-                planner::candidates(state, &segs, row.seq, ask, Some((tx, row)), &meta)?
-                    .unwrap_or(Candidates::All);
+                planner::candidates(state, &segs, row.seq, ask)?.unwrap_or(Candidates::All);
             let hits = engine.search(
                 &segs,
                 row.metric,
                 &query,
                 options.top_k,
                 candidates.set(),
-                ask.filter.is_none(),
+                if ask.filter.is_none() {
+                    ask.namespace
+                } else {
+                    None
+                },
             );
             let mut found = from_memory(&segs, &hits);
             drop(segs);
@@ -808,7 +811,7 @@ impl VectorIndex {
         };
         let segs = state.inner.read().unwrap_or_else(|e| e.into_inner());
         let seq = state.seq();
-        let Some(candidates) = planner::candidates(&state, &segs, seq, ask, None, &[])? else {
+        let Some(candidates) = planner::candidates(&state, &segs, seq, ask)? else {
             return Ok(None);
         };
         let hits = engine.search(
@@ -817,7 +820,11 @@ impl VectorIndex {
             query,
             options.top_k,
             candidates.set(),
-            ask.filter.is_none(),
+            if ask.filter.is_none() {
+                ask.namespace
+            } else {
+                None
+            },
         );
         let mut found = from_memory(&segs, &hits);
         let meta = if options.return_metadata == ReturnMetadata::Indexed {

@@ -23,6 +23,7 @@ mod state_wal;
 pub mod store;
 pub mod types;
 
+pub use crate::index::segment::Memory;
 pub use delay::IndexOptions;
 pub use engine::{EngineOptions, Stats};
 pub use error::VectorizeError;

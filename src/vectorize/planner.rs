@@ -1,21 +1,15 @@
 //! Query planning, in one place: which vectors a query may return (its candidates: the
 //! namespace, the filter, or every live vector) and how they are searched ([`Plan`]).
 //!
-//! [`candidates`] answers from memory when it can (a namespace's set, a cached filter set)
-//! and says so when it needs SQLite (a filter not cached at this seq: today's SQL over
-//! `d1vec_meta_values`, until the in-memory filter index replaces it here). [`plan`] picks
+//! [`candidates`] answers from memory: a namespace's set, a cached filter set, or the
+//! in-memory filter index (no SQL, even for a filter never seen before). [`plan`] picks
 //! the search path from sizes alone; the engine ([`super::engine::Engine::search`]) runs it.
 
 use std::sync::Arc;
 
-use rusqlite::Connection;
-
 use super::engine::{EngineOptions, IndexState, Segments};
 use super::error::codes;
-use super::filter::eval::IndexType;
 use super::filter::parse::Filter;
-use super::filter::to_sql::candidate_sql;
-use super::store::IndexRow;
 use crate::error::Result;
 use crate::index::IdBitset;
 
@@ -100,17 +94,15 @@ pub(crate) struct Ask<'a> {
     pub filter: Option<(&'a Filter, &'a serde_json::Value)>,
 }
 
-/// The candidates of `ask` at mutation seq `seq` of `state` (whose segments are `segs`).
-/// From memory when possible; otherwise by SQL on `sql` (a snapshot at `seq`), and
-/// `Ok(None)` when that is needed and no connection is given. `row`'s metadata indexes
-/// come from `meta` (the snapshot's, or the state's at `seq`).
+/// The candidates of `ask` at mutation seq `seq` of `state` (whose segments are `segs`),
+/// from memory alone: a namespace's set, a cached filter set, or the in-memory filter index
+/// ([`super::filter::bitmap::FilterIndex`]), so a filter never seen before costs no SQL.
+/// (Always `Some`; the `Option` is kept for callers that could not answer from memory.)
 pub(crate) fn candidates(
     state: &IndexState,
     segs: &Segments,
     seq: i64,
     ask: Ask<'_>,
-    sql: Option<(&Connection, &IndexRow)>,
-    meta: &[super::engine::MetaIndex],
 ) -> Result<Option<Candidates>> {
     let Some((filter, json)) = ask.filter else {
         return Ok(Some(match ask.namespace {
@@ -122,25 +114,8 @@ pub(crate) fn candidates(
     if let Some(hit) = state.candidates.get(seq, &key) {
         return Ok(Some(Candidates::Set(hit)));
     }
-    // The one place filter candidates are computed; the in-memory filter index goes here.
-    let Some((conn, row)) = sql else {
-        return Ok(None);
-    };
-    let types = |p: &str| meta.iter().find(|(n, _, _)| n == p).map(|(_, t, _)| *t);
-    let set = Arc::new(filter_candidates(conn, row, ask.namespace, filter, &types)?);
-    state.candidates.put(seq, key, Arc::clone(&set));
-    Ok(Some(Candidates::Set(set)))
-}
-
-/// The vids passing a namespace and a parsed filter, by SQL over the metadata index tables.
-fn filter_candidates(
-    tx: &Connection,
-    row: &IndexRow,
-    namespace: Option<&str>,
-    filter: &Filter,
-    types: &dyn Fn(&str) -> Option<IndexType>,
-) -> Result<IdBitset> {
-    let sql = candidate_sql(row.index_id, namespace, Some(filter), types).map_err(|e| {
+    let universe = segs.universe(ask.namespace);
+    let passing = segs.filter().candidates(filter, &universe).map_err(|e| {
         let code = if e.reason.contains("metadata index") {
             codes::FILTER_WITHOUT_METADATA_INDEX
         } else {
@@ -148,15 +123,9 @@ fn filter_candidates(
         };
         crate::error::Error::Vectorize(super::error::VectorizeError::new(code, e.to_string()))
     })?;
-    let mut stmt = tx.prepare(&sql.sql)?;
-    let vids = stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
-        r.get::<_, i64>(0)
-    })?;
-    let mut set = IdBitset::new();
-    for vid in vids {
-        set.insert(u64::try_from(vid?).unwrap_or(0));
-    }
-    Ok(set)
+    let set: Arc<IdBitset> = Arc::new(passing.iter().collect());
+    state.candidates.put(seq, key, Arc::clone(&set));
+    Ok(Some(Candidates::Set(set)))
 }
 
 #[cfg(test)]

@@ -665,13 +665,11 @@ pub(crate) fn insert_vector(
 /// Every indexed metadata value of an index, as `insert_vector` stored it: vid, property
 /// and value (typed by the property's metadata index in `meta_indexes`). The in-memory
 /// filter index is built from this at load.
-#[allow(dead_code)] // Read by the filter index's load (vectorize/filter/bitmap.rs) once it is merged.
 pub(crate) fn meta_values(
     conn: &Connection,
     index_id: i64,
     meta_indexes: &[(String, IndexType, i64)],
 ) -> rusqlite::Result<Vec<(u64, String, Indexed)>> {
-    use rusqlite::types::ValueRef;
     let mut stmt = conn.prepare(
         "SELECT property, vid, val FROM d1vec_meta_values WHERE index_id = ?1 ORDER BY property, vid",
     )?;
@@ -683,17 +681,11 @@ pub(crate) fn meta_values(
         let Some((_, ty, _)) = meta_indexes.iter().find(|(p, _, _)| *p == property) else {
             continue;
         };
-        let value = match (r.get_ref(2)?, ty) {
-            (ValueRef::Null, _) => Indexed::Null,
-            (ValueRef::Integer(i), IndexType::Boolean) => Indexed::Value(Scalar::Bool(i != 0)),
-            (ValueRef::Integer(i), IndexType::Number) => Indexed::Value(Scalar::Number(i as f64)),
-            (ValueRef::Real(x), IndexType::Number) => Indexed::Value(Scalar::Number(x)),
-            (ValueRef::Text(t), IndexType::String) => {
-                Indexed::Value(Scalar::String(String::from_utf8_lossy(t).into_owned()))
-            }
-            // A value of another type than its index's: never written by `insert_vector`.
-            _ => continue,
-        };
+        let value = super::filter::bitmap::indexed_from_sql(*ty, r.get_ref(2)?);
+        // A value of another type than its index's: never written by `insert_vector`.
+        if value == Indexed::Absent {
+            continue;
+        }
         out.push((vid, property, value));
     }
     Ok(out)

@@ -286,6 +286,9 @@ fn expected(
     universe: &RoaringTreemap,
 ) -> Result<RoaringTreemap, FilterError> {
     let ty = |p: &str| types.get(p).copied();
+    // A property without a metadata index is an error whatever the universe holds (as
+    // the SQL compiler gives it), so check it before looking at any vid.
+    matches(filter, &ty, &|_| Indexed::Absent)?;
     let mut out = RoaringTreemap::new();
     for vid in universe {
         let lookup = |p: &str| match (live.get(&vid), ty(p)) {
