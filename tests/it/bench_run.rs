@@ -107,11 +107,12 @@ fn gen_writes_the_layout_with_brute_force_ground_truth() {
     }
     // Every case's ground truth equals brute force over the rows its filter passes,
     // with the filter evaluated here by hand.
-    for case in cases {
-        let allowed: Vec<usize> = (0..meta.len())
+    // A case with `query_filters` has one filter (and row count) per query.
+    let passing = |filter: &Value| -> Vec<usize> {
+        (0..meta.len())
             .filter(|&r| {
                 let m = &meta[r];
-                match &case["filter"] {
+                match filter {
                     Value::Null => true,
                     Value::Object(f) => f.iter().all(|(key, cond)| match cond {
                         Value::String(s) => m[key] == *s,
@@ -126,15 +127,23 @@ fn gen_writes_the_layout_with_brute_force_ground_truth() {
                     other => panic!("unexpected filter {other}"),
                 }
             })
-            .collect();
-        assert_eq!(
-            allowed.len(),
-            case["rows"].as_u64().unwrap() as usize,
-            "{case}"
-        );
+            .collect()
+    };
+    for case in cases {
         let truth = read_ivecs(dir.join(case["groundtruth"].as_str().unwrap())).unwrap();
         assert_eq!(truth.len(), 20);
         for (qi, row) in truth.iter().enumerate() {
+            let (allowed, rows) = match case.get("query_filters") {
+                Some(per_query) => (
+                    passing(&per_query[qi]),
+                    case["query_rows"][qi].as_u64().unwrap() as usize,
+                ),
+                None => (
+                    passing(&case["filter"]),
+                    case["rows"].as_u64().unwrap() as usize,
+                ),
+            };
+            assert_eq!(allowed.len(), rows, "{} query {qi}", case["name"]);
             let want = brute_rows(
                 &base,
                 dims,

@@ -47,19 +47,30 @@ const DIMS: usize = 16;
 const SEAL_AT: usize = 200;
 const TOL: f64 = 1e-4;
 
-/// Size of a segment file's fixed header (see `src/index/segment.rs`).
-const HEADER_LEN: usize = 200;
+/// Size of a segment file's fixed header (format 2; see docs/format.md 2).
+const HEADER_LEN: usize = 344;
+/// Where the header's checksum is.
+const HEADER_CRC_AT: usize = 336;
 /// Where the section table starts in the header, and the size of one entry.
 const TABLE_AT: usize = 48;
 const ENTRY_LEN: usize = 24;
-const SECTION_NAMES: [&str; 6] = [
+const SECTION_NAMES: [&str; 12] = [
     "ids",
     "vectors",
     "levels",
     "layer0",
     "upper_offsets",
     "upper_links",
+    "codes",
+    "code_params",
+    "id_sorted",
+    "id_locals",
+    "groups",
+    "labels",
 ];
+/// The sections a verification stamp excuses from their checksum at open (read only by
+/// scoring and traversal: damage there changes answers' order at worst, never a score).
+const UNCHECKED_WHEN_STAMPED: [usize; 2] = [1, 6];
 
 fn options() -> EngineOptions {
     EngineOptions {
@@ -373,6 +384,9 @@ enum Expect {
     Clean,
     /// Either (a file went missing, or a well-formed file was moved).
     Any,
+    /// The file declares a newer format: the index refuses to load, naming both versions,
+    /// and the file is left as it is.
+    Incompatible,
 }
 
 static CASES: AtomicUsize = AtomicUsize::new(0);
@@ -388,7 +402,31 @@ fn case(fx: &Fixture, what: &str, expect: Expect, settles: bool, damage: impl Fn
         .join(format!("case-{}", CASES.fetch_add(1, Ordering::Relaxed)));
     copy_tree(&fx.pristine, &root);
     let index = with_suffix(&root.join(DB), ".vectors").join(&fx.index_dir);
+    let before = snapshot_dir(&index);
     damage(&index);
+    if let Expect::Incompatible = expect {
+        let damaged = snapshot_dir(&index);
+        assert_ne!(before, damaged, "{what}: the damage changed nothing");
+        let db = Database::open(root.join(DB)).unwrap();
+        db.set_vector_options(options());
+        let err = db
+            .vectorize(INDEX)
+            .and_then(|ix| run_probe(&ix, &fx.probes[0]))
+            .expect_err(&format!("{what}: a newer format was read"));
+        let text = err.to_string();
+        assert!(
+            text.contains("version") && text.contains("1..=2"),
+            "{what}: the error does not name both versions: {text}"
+        );
+        drop(db);
+        assert_eq!(
+            snapshot_dir(&index),
+            damaged,
+            "{what}: the newer file was changed"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+        return;
+    }
     let rebuilt = fx.check(&root, what);
     match expect {
         Expect::Rebuilt => assert!(
@@ -396,7 +434,7 @@ fn case(fx: &Fixture, what: &str, expect: Expect, settles: bool, damage: impl Fn
             "{what}: the damaged segment was not detected (rebuilt_segments = 0)"
         ),
         Expect::Clean => assert_eq!(rebuilt, 0, "{what}: intact segments were rebuilt"),
-        Expect::Any => {}
+        Expect::Any | Expect::Incompatible => {}
     }
     let again = fx.check(&root, &format!("{what}, second reopen"));
     if settles {
@@ -409,6 +447,20 @@ fn case(fx: &Fixture, what: &str, expect: Expect, settles: bool, damage: impl Fn
 }
 
 // ---- helpers ---------------------------------------------------------------------------
+
+/// Every file of a folder: name -> bytes.
+fn snapshot_dir(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -472,7 +524,7 @@ fn file_name(p: &Path) -> String {
 
 /// Byte ranges of the six sections, read from a segment's section table.
 fn sections(bytes: &[u8]) -> Vec<(usize, usize)> {
-    (0..6)
+    (0..SECTION_NAMES.len())
         .map(|s| {
             let at = TABLE_AT + s * ENTRY_LEN;
             let offset = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
@@ -652,18 +704,37 @@ fn zeroed_ranges_are_rebuilt() {
 fn header_bit_flips_are_rebuilt() {
     let fx = build();
     let mut offsets = vec![0, 7, 8, 12, 16, 17, 18, 20, 24, 32, 36, 40, 47];
-    for s in 0..6 {
+    for s in 0..SECTION_NAMES.len() {
         offsets.extend([0, 8, 16, 20].map(|f| TABLE_AT + s * ENTRY_LEN + f));
     }
-    offsets.extend([192, 195, 196, 199]);
+    offsets.extend([
+        HEADER_CRC_AT,
+        HEADER_CRC_AT + 3,
+        HEADER_CRC_AT + 4,
+        HEADER_CRC_AT + 7,
+    ]);
     for (s, seg) in segments(&fx.pristine_index()).iter().enumerate() {
         let name = file_name(seg);
         for (n, &at) in offsets.iter().enumerate() {
             let bit = ((n + s) % 8) as u8;
+            // The version (bytes 8..12): a flip that makes it newer than this build reads
+            // is indistinguishable from a file a newer d1vec wrote, so it is refused and
+            // kept, not rebuilt; version 0 is no version and is rebuilt.
+            let in_version = (8..12).contains(&at);
+            let version = if in_version {
+                2u32 ^ (1u32 << (8 * (at - 8) as u32 + u32::from(bit)))
+            } else {
+                2
+            };
+            let expect = if in_version && version > 2 {
+                Expect::Incompatible
+            } else {
+                Expect::Rebuilt
+            };
             case(
                 &fx,
                 &format!("segment {s}: header byte {at} bit {bit} flipped"),
-                Expect::Rebuilt,
+                expect,
                 true,
                 |dir| flip(&dir.join(&name), at, bit, false),
             );
@@ -775,9 +846,13 @@ fn bit_rot_cases() {
         let secs = sections(&bytes);
         // The vectors section (1) is checksummed only when no stamp vouches for the file:
         // reading it on every open would read nearly the whole file (docs/format.md 2.9).
-        let in_vectors = |at: usize| at >= secs[1].0 && at < secs[1].0 + secs[1].1;
+        let in_vectors = |at: usize| {
+            UNCHECKED_WHEN_STAMPED
+                .iter()
+                .any(|&i| at >= secs[i].0 && at < secs[i].0 + secs[i].1)
+        };
         for (i, &(offset, length)) in secs.iter().enumerate() {
-            if length > 0 && i != 1 {
+            if length > 0 && !UNCHECKED_WHEN_STAMPED.contains(&i) {
                 let what = format!("segment {s}: {}", SECTION_NAMES[i]);
                 flips.push((what, name.clone(), offset + length / 3, 6));
             }
