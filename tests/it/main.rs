@@ -46,6 +46,7 @@ mod serve_d1;
 mod sessions;
 mod settle;
 mod split;
+mod tenant_ranges;
 mod tvf;
 mod vector_crash;
 mod vector_limits;
