@@ -1,5 +1,6 @@
 //! The single integration-test binary: one module per concern.
 
+mod adv_readpath;
 mod bench_io;
 mod bench_run;
 mod bounded;
