@@ -212,7 +212,9 @@ pub(crate) struct Segments {
     sealed: Vec<SealedSegment>,
     mutable: MutableSegment,
     live: IdBitset,
-    namespaces: HashMap<String, IdBitset>,
+    /// Shared, so a namespace query takes its set without copying it (a write copies a
+    /// set only while a query still holds it).
+    namespaces: HashMap<String, Arc<IdBitset>>,
     /// Vid -> Vectorize id and namespace of every live vector.
     ids: VidTable,
     /// The index's metadata indexes.
@@ -225,7 +227,7 @@ pub(crate) struct Segments {
 
 impl Segments {
     /// The live vids of namespace `ns` (`None`: it holds none).
-    pub fn namespace(&self, ns: &str) -> Option<&IdBitset> {
+    pub fn namespace(&self, ns: &str) -> Option<&Arc<IdBitset>> {
         self.namespaces.get(ns)
     }
 
@@ -556,7 +558,7 @@ impl Engine {
             segs.filter.remove(*vid);
             segs.ids.remove(*vid);
             if let Some(set) = ns.as_ref().and_then(|ns| segs.namespaces.get_mut(ns)) {
-                set.remove(*vid);
+                Arc::make_mut(set).remove(*vid);
             }
         }
         for a in &change.added {
@@ -565,10 +567,7 @@ impl Engine {
             segs.filter.insert_metadata(a.vid, a.metadata);
             segs.ids.insert(a.vid, a.id, a.namespace);
             if let Some(ns) = a.namespace {
-                segs.namespaces
-                    .entry(ns.to_owned())
-                    .or_default()
-                    .insert(a.vid);
+                Arc::make_mut(segs.namespaces.entry(ns.to_owned()).or_default()).insert(a.vid);
             }
         }
         if let Some(meta) = &change.meta_indexes {
@@ -688,13 +687,13 @@ impl Engine {
         }
         drop(files);
         let mut live = IdBitset::new();
-        let mut namespaces: HashMap<String, IdBitset> = HashMap::new();
+        let mut namespaces: HashMap<String, Arc<IdBitset>> = HashMap::new();
         let mut ids = VidTable::default();
         for (vid, id, ns) in store::live_ids(conn, row.index_id)? {
             live.insert(vid);
             ids.insert(vid, &id, ns.as_deref());
             if let Some(ns) = ns {
-                namespaces.entry(ns).or_default().insert(vid);
+                Arc::make_mut(namespaces.entry(ns).or_default()).insert(vid);
             }
         }
         let meta_indexes = store::metadata_indexes(conn, row.index_id)?;

@@ -107,7 +107,7 @@ pub(crate) fn candidates(
     let Some((filter, json)) = ask.filter else {
         return Ok(Some(match ask.namespace {
             None => Candidates::All,
-            Some(ns) => Candidates::Set(Arc::new(segs.namespace(ns).cloned().unwrap_or_default())),
+            Some(ns) => Candidates::Set(segs.namespace(ns).cloned().unwrap_or_default()),
         }));
     };
     let key = super::candidates::key(ask.namespace, json);

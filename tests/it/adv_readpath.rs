@@ -16,14 +16,9 @@ use serde_json::{json, Map, Value};
 const DIMS: usize = 4;
 
 fn vector(seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..DIMS)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s % 2001) as f64 / 1000.0 - 1.0 + 0.01
-        })
+    crate::oracle::seeded_vector(seed, DIMS)
+        .into_iter()
+        .map(|x| x + 0.01)
         .collect()
 }
 

@@ -20,3 +20,17 @@ pub fn brute(stored: &[&Vector], q: &[f64]) -> Vec<(String, f64)> {
     all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     all
 }
+
+/// A deterministic vector of `dims` values in [-1, 1] from `seed` (xorshift64, seeded
+/// through the golden-ratio constant), for tests that need many distinct vectors.
+pub fn seeded_vector(seed: u64, dims: usize) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..dims)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % 2001) as f64 / 1000.0 - 1.0
+        })
+        .collect()
+}

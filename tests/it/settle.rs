@@ -30,15 +30,7 @@ const READERS: usize = 4;
 const TOP_K: usize = 10;
 
 fn vector(seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..DIMS)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s % 2001) as f64 / 1000.0 - 1.0
-        })
-        .collect()
+    crate::oracle::seeded_vector(seed, DIMS)
 }
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {

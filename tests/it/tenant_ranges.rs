@@ -16,15 +16,7 @@ const DIMS: usize = 8;
 const INDEX: &str = "ranges";
 
 fn vector(seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..DIMS)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s % 2001) as f64 / 1000.0 - 1.0
-        })
-        .collect()
+    crate::oracle::seeded_vector(seed, DIMS)
 }
 
 fn options() -> EngineOptions {
