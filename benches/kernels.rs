@@ -18,7 +18,7 @@
 //!   12) as a contiguous slice and as an allow-set scattered over the whole matrix. Bytes are
 //!   the vector bytes scanned.
 //! - `graph_search`: k = 10 at ef = 64 over 20k x 1536 embedding-like unit vectors (M 16,
-//!   efConstruction 64), in the mutable (hnsw_rs) segment and in a sealed (memory-mapped)
+//!   efConstruction 64), in the mutable segment and in a sealed (memory-mapped)
 //!   segment built from it; elements are queries.
 //! - `filter`: parsing Vectorize filters, the reference evaluator over 10k metadata objects,
 //!   and the SQL candidate query (what a filtered query runs) over a 10k-vector index.
@@ -358,7 +358,7 @@ const GRAPH_EF: usize = 64;
 /// on a busy 2-core machine; recall at ef 64 is printed so a weak graph shows.
 const GRAPH_EF_CONSTRUCTION: usize = 64;
 
-/// The same vectors in a mutable (hnsw_rs) segment and in a sealed, memory-mapped one.
+/// The same vectors in a mutable segment and in a sealed, memory-mapped one.
 struct GraphData {
     mutable: MutableSegment,
     sealed: SealedSegment,

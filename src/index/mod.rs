@@ -7,6 +7,7 @@
 pub mod distance;
 pub mod exact;
 pub mod graph;
+pub mod growing;
 pub mod mutable;
 pub mod quant;
 pub mod segment;

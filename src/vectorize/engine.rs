@@ -1,6 +1,6 @@
 //! The in-memory side of the vector indexes: per index, the sealed segments mapped from
-//! `<db>.vectors/<index_id>/`, the mutable hnsw_rs segment, the live set and namespace sets,
-//! and the planner that picks exact scoring or graph search for each query.
+//! `<db>.vectors/<index_id>/`, the mutable segment (its own graph on codes), the live set
+//! and namespace sets, and the planner that picks exact scoring or graph search for each query.
 //!
 //! Everything here is derived from SQLite ([`super::store`]) and is rebuilt from it whenever
 //! it is missing, stale (another process wrote) or damaged (a corrupt segment file).

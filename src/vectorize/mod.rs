@@ -2,7 +2,7 @@
 //!
 //! SQLite holds every vector (values as little-endian f32 BLOBs, metadata JSON, the
 //! indexed metadata values, a mutation sequence); the search structures — an in-memory
-//! hnsw_rs segment and memory-mapped sealed segments under `<db>.vectors/` — are derived from
+//! graph segment and memory-mapped sealed segments under `<db>.vectors/` — are derived from
 //! it. See [`VectorIndex`] for the API and `docs/format.md` for the files.
 
 mod candidates;

@@ -22,6 +22,7 @@ mod filter_index;
 mod fixtures;
 mod foreign_ids;
 mod fuzz_replay;
+mod growing;
 mod hybrid;
 mod isolation;
 mod isolation_diff;

@@ -23,7 +23,8 @@ pub(super) const ALIGN: u64 = 64;
 /// Most dimensions a file may declare (Vectorize allows 1536; this only bounds arithmetic,
 /// and keeps the int8 code sums exact).
 pub const MAX_DIMS: usize = 1 << 16;
-/// Largest `M` a file may declare (hnsw_rs allows 256).
+/// Largest `M` a file may declare: a bound on the list sizes a reader accepts from a file
+/// (d1vec's builder clamps `M` to 255).
 pub const MAX_M: usize = 1 << 12;
 /// Longest group label, in bytes.
 pub const MAX_LABEL: usize = 1 << 16;
