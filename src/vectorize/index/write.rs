@@ -65,8 +65,9 @@ impl VectorIndex {
             if let Some(ns) = &namespace {
                 limits::validate_namespace(ns)?;
             }
-            if let Some(m) = &v.metadata {
-                limits::validate_metadata(&v.id, &Json::Object(m.clone()))?;
+            let metadata = v.metadata.clone().map(Json::Object);
+            if let Some(m) = &metadata {
+                limits::validate_metadata(&v.id, m)?;
             }
             let values =
                 limits::validate_values(&v.id, &v.values, self.row.dimensions, self.row.metric)?;
@@ -75,7 +76,7 @@ impl VectorIndex {
                 id: v.id.clone(),
                 namespace,
                 values,
-                metadata: v.metadata.clone().map(Json::Object),
+                metadata,
             });
         }
         // Batch duplicates (the same id in the same id space): insert keeps the first
@@ -224,6 +225,9 @@ impl VectorIndex {
             let mut removed: Vec<(u64, Option<String>)> = Vec::new();
             // (position in `accepted`, vid), in vid order.
             let mut added: Vec<(usize, u64)> = Vec::new();
+            // One allocation for the batch: row `at` gets `first + at` (an insert that skips
+            // an existing id leaves its vid unused; vids need only be unique and ascending).
+            let first = store::allocate_vids(tx, row.index_id, accepted.len())?;
             for (at, v) in accepted.iter().enumerate() {
                 let space = store::space_of(row.scope, v.namespace.as_deref());
                 if let Some(old) = store::vector_in_space(tx, row.index_id, space, &v.id)? {
@@ -234,7 +238,7 @@ impl VectorIndex {
                     touched.extend(old.namespace.clone());
                     removed.push((old.vid, old.namespace));
                 }
-                let vid = store::allocate_vids(tx, row.index_id, 1)?;
+                let vid = first + at as u64;
                 store::insert_vector(tx, row.index_id, vid, v, space, seq, &meta_indexes)?;
                 touched.extend(v.namespace.clone());
                 added.push((at, vid));
