@@ -27,16 +27,19 @@ pub(crate) struct WalStamp {
     pub salt: [u32; 2],
 }
 
-/// The bytes of the WAL-index file read: two header copies and the checkpoint info.
-const MAPPED: usize = 136;
 /// One header copy.
 const HEADER: usize = 48;
 
-/// A read-only map of the first bytes of `<db>-shm`, made on first use.
+/// The `<db>-shm` file, opened on first use and read with `pread`.
+///
+/// It used to be memory-mapped. A map of a file that another process truncates raises
+/// SIGBUS on the next read, which kills the process without a word; SQLite truncates the
+/// `-shm` file when a first connection opens it. A `pread` of a truncated file returns
+/// short instead, which is "no stamp" (the caller asks SQLite).
 #[derive(Debug)]
 pub(crate) struct WalWatch {
     path: PathBuf,
-    map: OnceLock<memmap2::Mmap>,
+    file: OnceLock<std::fs::File>,
 }
 
 impl WalWatch {
@@ -46,7 +49,7 @@ impl WalWatch {
         name.push("-shm");
         WalWatch {
             path: PathBuf::from(name),
-            map: OnceLock::new(),
+            file: OnceLock::new(),
         }
     }
 
@@ -54,49 +57,41 @@ impl WalWatch {
     /// `-shm` file yet, too short, the two copies differ because a commit is writing them,
     /// not initialised, or a checksum mismatch).
     pub fn stamp(&self) -> Option<WalStamp> {
-        let map = match self.map.get() {
-            Some(map) => map,
+        let file = match self.file.get() {
+            Some(file) => file,
             None => {
-                let map = self.open()?;
-                let _ = self.map.set(map);
-                self.map.get()?
+                let file = std::fs::File::open(&self.path).ok()?;
+                let _ = self.file.set(file);
+                self.file.get()?
             }
         };
-        let base = map.as_ptr();
-        let first = read_copy(base, 0);
-        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-        let second = read_copy(base, HEADER);
+        // Copy 0, then copy 1, as SQLite's readers read them (a writer writes copy 1, a
+        // barrier, then copy 0): a read torn by a commit shows as two different copies.
+        let first = read_copy(file, 0)?;
+        let second = read_copy(file, HEADER as u64)?;
         if first != second {
             return None;
         }
         parse(&first)
     }
-
-    fn open(&self) -> Option<memmap2::Mmap> {
-        let file = std::fs::File::open(&self.path).ok()?;
-        if file.metadata().ok()?.len() < MAPPED as u64 {
-            return None;
-        }
-        // SAFETY: the map is read-only and only ever read through `read_copy`, with volatile
-        // reads (other connections write the file concurrently). The file is never
-        // truncated below `MAPPED` bytes while a connection of this process has the
-        // database open: SQLite truncates the `-shm` file only when a connection opens it
-        // holding the exclusive DMS lock, which it cannot get while any other connection (the
-        // engine's admin connection, open as long as the engine) holds the shared one.
-        unsafe { memmap2::MmapOptions::new().len(MAPPED).map(&file).ok() }
-    }
 }
 
-/// Reads one 48-byte header copy at `offset` of the map.
-fn read_copy(base: *const u8, offset: usize) -> [u32; 12] {
-    let mut out = [0u32; 12];
-    for (i, word) in out.iter_mut().enumerate() {
-        // SAFETY: `base` maps `MAPPED` (136) bytes and `offset + 4 * 12 <= 96`; the map is
-        // page-aligned, so every word is 4-byte aligned. Volatile: another process may write
-        // it at any time (a torn read is caught by the copy comparison and the checksum).
-        *word = unsafe { std::ptr::read_volatile(base.add(offset + 4 * i).cast::<u32>()) };
+/// Reads one 48-byte header copy at `offset` of the file; `None` when the file is shorter.
+fn read_copy(file: &std::fs::File, offset: u64) -> Option<[u32; 12]> {
+    let mut bytes = [0u8; HEADER];
+    #[cfg(unix)]
+    std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, offset).ok()?;
+    // Elsewhere there is no stamp, and every query takes the snapshot path.
+    #[cfg(not(unix))]
+    {
+        let _ = (file, offset);
+        return None;
     }
-    out
+    let mut out = [0u32; 12];
+    for (word, chunk) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+        *word = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+    }
+    Some(out)
 }
 
 /// The stamp of a header copy, if it is initialised and its checksum matches.

@@ -244,9 +244,10 @@ fn forty_eight_writer_processes_queue_and_lose_nothing() {
                         let out = run(path, args);
                         if !out.status.success() || !out.stderr.is_empty() {
                             failed.push(format!(
-                                "{} {}: {}",
+                                "{} {} ({}): {}",
                                 args[0],
                                 args[1],
+                                out.status,
                                 String::from_utf8_lossy(&out.stderr).trim()
                             ));
                         }
