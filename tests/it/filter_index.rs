@@ -539,9 +539,10 @@ proptest! {
         // The oracle: the evaluator on the metadata get_by_ids returns.
         let rows = read_rows(&conn, "f");
         let ids: Vec<String> = rows.vids.values().cloned().collect();
-        let got = ix.get_by_ids(&ids).unwrap();
-        let by_id: BTreeMap<String, Option<Json>> = got
-            .into_iter()
+        // get_by_ids takes at most 20 ids a call, as Vectorize's getByIds does.
+        let by_id: BTreeMap<String, Option<Json>> = ids
+            .chunks(20)
+            .flat_map(|chunk| ix.get_by_ids(chunk).unwrap())
             .map(|v| (v.id, v.metadata.map(Json::Object)))
             .collect();
         let live: BTreeMap<u64, Live> = rows
