@@ -292,6 +292,43 @@ impl SealedSegment {
         }
     }
 
+    /// The local index of each id of `ascending` (strictly ascending internal ids) that the
+    /// segment holds, in the same order. One forward walk over [`sorted_ids`](Self::sorted_ids)
+    /// that gallops over gaps, so `m` ids cost `O(m log(n / m))` comparisons against `n`
+    /// stored ids, not `m` full binary searches (each of which misses the cache).
+    pub fn locals_of_ascending(&self, ascending: &[u64]) -> Vec<u32> {
+        let sorted = self.sorted_ids();
+        let map = if self.sections > ID_LOCALS {
+            self.cast::<u32>(ID_LOCALS)
+        } else {
+            None
+        };
+        let ids = self.ids();
+        let mut out = Vec::new();
+        let mut at = 0;
+        for &id in ascending {
+            if at >= sorted.len() {
+                break;
+            }
+            at = gallop(sorted, at, id);
+            if sorted.get(at) != Some(&id) {
+                continue;
+            }
+            let local = match map {
+                // Checked at open; a corrupt body still never yields a foreign node.
+                Some(map) => match map.get(at) {
+                    Some(&local) if ids.get(local as usize) == Some(&id) => local,
+                    _ => continue,
+                },
+                None if self.sections > ID_LOCALS => continue,
+                None => at as u32,
+            };
+            out.push(local);
+            at += 1;
+        }
+        out
+    }
+
     /// The local range of the group labelled `label` (`None` when the file has no such
     /// group: an empty group is not stored, and version 1 files have none).
     pub fn group(&self, label: &[u8]) -> Option<Range<u32>> {
@@ -315,6 +352,19 @@ impl SealedSegment {
     pub fn file_bytes(&self) -> u64 {
         self.map.len() as u64
     }
+}
+
+/// The first index at or after `from` whose value is at least `id` in `sorted` (ascending),
+/// found by doubling steps from `from` and then a binary search of the last step.
+fn gallop(sorted: &[u64], from: usize, id: u64) -> usize {
+    let mut below = from; // every index before `below` holds a value under `id`
+    let mut step = 1;
+    while from + step < sorted.len() && sorted[from + step] < id {
+        below = from + step + 1;
+        step *= 2;
+    }
+    let end = (from + step + 1).min(sorted.len());
+    below + sorted[below.min(end)..end].partition_point(|&x| x < id)
 }
 
 #[cfg(test)]

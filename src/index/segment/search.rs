@@ -407,9 +407,16 @@ impl SealedSegment {
         }
         let all = self.ids();
         let g = self.graph();
-        let mut locals: Vec<u32> = ids.iter().filter_map(|&id| self.local_of(id)).collect();
+        let mut locals = if ids.windows(2).all(|w| w[0] < w[1]) {
+            self.locals_of_ascending(ids)
+        } else {
+            let mut ascending = ids.to_vec();
+            ascending.sort_unstable();
+            ascending.dedup();
+            self.locals_of_ascending(&ascending)
+        };
+        // Storage order: the rows are read front to back.
         locals.sort_unstable();
-        locals.dedup();
         let mut top = TopK::new(k);
         for local in locals {
             if let Some(&id) = all.get(local as usize) {

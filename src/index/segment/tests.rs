@@ -120,3 +120,43 @@ fn storage_order_is_groups_then_breadth_first() {
     let names: Vec<&[u8]> = seg.groups().into_iter().map(|(l, _)| l).collect();
     assert_eq!(names, vec![&b"a"[..], b"b"]);
 }
+
+proptest::proptest! {
+    /// Galloping from any start finds what a binary search of the rest finds.
+    #[test]
+    fn gallop_is_a_partition_point(
+        mut sorted in proptest::collection::vec(0u64..400, 0..200),
+        from in 0usize..210,
+        id in 0u64..410,
+    ) {
+        sorted.sort_unstable();
+        sorted.dedup();
+        let from = from.min(sorted.len());
+        // The caller's promise: everything before `from` is under `id`.
+        let from = from.min(sorted.partition_point(|&x| x < id));
+        let want = from + sorted[from..].partition_point(|&x| x < id);
+        proptest::prop_assert_eq!(gallop(&sorted, from, id), want);
+    }
+
+    /// One walk finds the same locals as a binary search per id, in version 1 (ids in
+    /// storage order) and version 2 files (graph order, through the id → local section).
+    #[test]
+    fn locals_of_ascending_equals_local_of(
+        picks in proptest::collection::btree_set(0u64..120, 0..80),
+        n in 1usize..50,
+    ) {
+        let parts = ring(n, Metric::Euclidean);
+        let dir = tempfile::tempdir().unwrap();
+        let (v1, v2) = (dir.path().join("v1.seg"), dir.path().join("v2.seg"));
+        SealedSegment::write_v1(&v1, &parts, 0).unwrap();
+        let half: Vec<u64> = parts.ids.iter().copied().step_by(2).collect();
+        SealedSegment::write(&v2, &parts, 0, &[Group { label: b"g", ids: &half }]).unwrap();
+        // Ids are 10 + 2i: picks hit stored ids, ids between them and ids past either end.
+        let ascending: Vec<u64> = picks.into_iter().collect();
+        for path in [&v1, &v2] {
+            let seg = SealedSegment::open(path).unwrap();
+            let want: Vec<u32> = ascending.iter().filter_map(|&id| seg.local_of(id)).collect();
+            proptest::prop_assert_eq!(seg.locals_of_ascending(&ascending), want);
+        }
+    }
+}
