@@ -97,7 +97,7 @@ pub fn line(common: &Map<String, Value>, system: &str, measure: &str, fields: Va
 /// Runs the whole benchmark on `dir`; returns the result lines (also written to
 /// `dir/results/d1vec.jsonl`).
 pub fn run(dir: &Path, options: &RunOptions, progress: &dyn Progress) -> Result<Vec<Value>> {
-    let folder = folder::open_and_complete(dir, progress)?;
+    let mut folder = folder::open_and_complete(dir, progress)?;
     let n = folder.rows();
     let metric = folder.cases.metric;
     let common = common_fields(dir, n, folder.dims, metric.as_str());
@@ -125,6 +125,9 @@ pub fn run(dir: &Path, options: &RunOptions, progress: &dyn Progress) -> Result<
         let started = Instant::now();
         ingest(&ix, &folder, options.batch.max(1), progress)?;
         let ingest_s = started.elapsed().as_secs_f64();
+        // The raw rows are not needed again: free them before the compaction needs room
+        // for its own copy (6 GB each at 1,000,000 x 1,536).
+        folder.base = Vec::new();
         progress.begin("seal", 0);
         let started = Instant::now();
         ix.seal()?;

@@ -361,6 +361,23 @@ impl MutableSegment {
             neighbors,
         }
     }
+
+    /// [`to_parts`](Self::to_parts) for a seal, with the vectors moved out instead of copied
+    /// (a segment of 1,000,000 x 1,536 holds 6 GB of them). Until
+    /// [`restore_vectors`](Self::restore_vectors) puts them back, the segment has no vectors:
+    /// the caller holds the state's write lock and either replaces the segment (the seal
+    /// succeeded) or restores them (it failed).
+    pub fn take_parts(&mut self) -> GraphParts {
+        let vectors = std::mem::take(&mut self.vectors);
+        let mut parts = self.to_parts();
+        parts.vectors = vectors;
+        parts
+    }
+
+    /// Puts back the vectors [`take_parts`](Self::take_parts) moved out.
+    pub fn restore_vectors(&mut self, vectors: Vec<f32>) {
+        self.vectors = vectors;
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::index::exact;
 use crate::index::mutable::MutableSegment;
 use crate::index::segment::{Group, Memory, SealedSegment, SearchScratch, SegmentError};
-use crate::index::{Allow, GraphParams, Hit, IdBitset, Metric};
+use crate::index::{Allow, GraphParams, GraphParts, Hit, IdBitset, Metric};
 use crate::sql::conn::StatementCount;
 
 /// Tuning knobs of the vector engine. Defaults were chosen by measurement (see README).
@@ -766,37 +766,16 @@ impl Engine {
             return Ok(());
         }
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
-        let parts = segs.mutable.to_parts();
-        let (first, last) = (parts.ids[0], parts.ids[parts.ids.len() - 1]);
-        let path = dir.join(format!("{first:016}-{last:016}.seg"));
-        // One group per namespace: its vectors are then one contiguous range of the file.
-        let members: Vec<(&str, Vec<u64>)> = segs
-            .namespaces
-            .iter()
-            .map(|(ns, set)| {
-                let ids: Vec<u64> = parts
-                    .ids
-                    .iter()
-                    .copied()
-                    .filter(|id| set.contains(*id))
-                    .collect();
-                (ns.as_str(), ids)
-            })
-            .filter(|(_, ids)| !ids.is_empty())
-            .collect();
-        let groups: Vec<Group<'_>> = members
-            .iter()
-            .map(|(ns, ids)| Group {
-                label: ns.as_bytes(),
-                ids,
-            })
-            .collect();
-        SealedSegment::write(&path, &parts, last, &groups)
-            .map_err(|e| Error::invalid("segment file", e.to_string()))?;
-        let seg = SealedSegment::open_with(&path, self.options().memory)
-            .map_err(|e| Error::invalid("segment file", e.to_string()))?;
-        // The checksums were computed from these very bytes as they were written.
-        write_stamp(&path);
+        let mut parts = segs.mutable.take_parts();
+        let written = write_segment(&dir, &parts, &segs.namespaces, self.options().memory);
+        let (seg, last) = match written {
+            Ok(done) => done,
+            Err(e) => {
+                segs.mutable
+                    .restore_vectors(std::mem::take(&mut parts.vectors));
+                return Err(e);
+            }
+        };
         let mut known = self.sealed_high.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(high) = known.get_mut(&row.index_id) {
             *high = (*high).max(last);
@@ -930,6 +909,46 @@ fn sort_hits(hits: &mut [Hit]) {
     hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
 }
 
+/// Writes `parts` as a sealed segment file in `dir`, one group per namespace (its vectors
+/// then form one contiguous range of the file), and opens it; returns it with the largest
+/// vid it holds.
+fn write_segment(
+    dir: &Path,
+    parts: &GraphParts,
+    namespaces: &HashMap<String, Arc<IdBitset>>,
+    memory: Memory,
+) -> Result<(SealedSegment, u64)> {
+    let (first, last) = (parts.ids[0], parts.ids[parts.ids.len() - 1]);
+    let path = dir.join(format!("{first:016}-{last:016}.seg"));
+    let members: Vec<(&str, Vec<u64>)> = namespaces
+        .iter()
+        .map(|(ns, set)| {
+            let ids: Vec<u64> = parts
+                .ids
+                .iter()
+                .copied()
+                .filter(|id| set.contains(*id))
+                .collect();
+            (ns.as_str(), ids)
+        })
+        .filter(|(_, ids)| !ids.is_empty())
+        .collect();
+    let groups: Vec<Group<'_>> = members
+        .iter()
+        .map(|(ns, ids)| Group {
+            label: ns.as_bytes(),
+            ids,
+        })
+        .collect();
+    SealedSegment::write(&path, parts, last, &groups)
+        .map_err(|e| Error::invalid("segment file", e.to_string()))?;
+    let seg = SealedSegment::open_with(&path, memory)
+        .map_err(|e| Error::invalid("segment file", e.to_string()))?;
+    // The checksums were computed from these very bytes as they were written.
+    write_stamp(&path);
+    Ok((seg, last))
+}
+
 /// A vector's prepared values, wherever it is held.
 pub(crate) fn vector_of(segs: &Segments, vid: u64) -> Option<&[f32]> {
     for seg in &segs.sealed {
@@ -980,8 +999,14 @@ fn namespace_scan(
             .filter_map(|&vid| segs.mutable.vector(vid).map(|v| (vid, v)));
         hits.extend(exact::top_k(metric, query, rows, k));
     }
-    sort_hits(&mut hits);
-    // Keep the k best and every hit tied with the k-th, as `exact::top_k` does.
+    keep_best(&mut hits, k);
+    hits
+}
+
+/// Sorts `hits` and keeps the `k` best and every hit tied with the k-th, as
+/// `exact::top_k` does for one list.
+fn keep_best(hits: &mut Vec<Hit>, k: usize) {
+    sort_hits(hits);
     if hits.len() > k && k > 0 {
         let kth = hits[k - 1].distance;
         let mut keep = k;
@@ -990,9 +1015,12 @@ fn namespace_scan(
         }
         hits.truncate(keep);
     }
-    hits
 }
 
+/// The allowed live vectors scored exactly: per sealed segment, the allowed ids found by one
+/// galloping walk of its sorted ids and read in storage order; then the mutable segment's.
+/// A vid lives in exactly one segment (a seal moves the mutable segment's rows into the
+/// file; a load puts into the mutable segment only what no kept file holds).
 fn exact_search(
     segs: &Segments,
     metric: Metric,
@@ -1000,11 +1028,31 @@ fn exact_search(
     k: usize,
     allowed: &IdBitset,
 ) -> Vec<Hit> {
-    let rows = allowed
-        .iter()
-        .filter(|v| segs.live.contains(*v))
-        .filter_map(|vid| vector_of(segs, vid).map(|v| (vid, v)));
-    exact::top_k(metric, query, rows, k)
+    let wanted: Vec<u64> = allowed.iter().filter(|&v| segs.live.contains(v)).collect();
+    let mut hits = Vec::new();
+    for seg in &segs.sealed {
+        hits.extend(seg.exact(query, &wanted, k));
+    }
+    if !segs.mutable.is_empty() {
+        // Walk whichever side is smaller.
+        let rows: Vec<(u64, &[f32])> = if segs.mutable.len() < wanted.len() {
+            let set = &segs.live;
+            segs.mutable
+                .ids()
+                .iter()
+                .filter(|&&id| set.contains(id) && allowed.contains(id))
+                .filter_map(|&id| segs.mutable.vector(id).map(|v| (id, v)))
+                .collect()
+        } else {
+            wanted
+                .iter()
+                .filter_map(|&id| segs.mutable.vector(id).map(|v| (id, v)))
+                .collect()
+        };
+        hits.extend(exact::top_k(metric, query, rows.into_iter(), k));
+    }
+    keep_best(&mut hits, k);
+    hits
 }
 
 /// Prepares stored values for search: unit length for cosine, as given otherwise.

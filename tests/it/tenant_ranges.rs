@@ -188,3 +188,45 @@ proptest! {
         prop_assert_eq!(stats.graph_searches, 0, "every namespace query was exact");
     }
 }
+
+/// A seal that cannot write its file (here: a directory stands where the segment file
+/// goes) fails with an error and loses nothing: the vectors it moved out for writing are
+/// back in the mutable segment, every namespace still equals brute force, and a later seal
+/// succeeds once the path is free.
+#[test]
+fn a_failed_seal_keeps_every_vector_searchable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let db = Database::open(&path).unwrap();
+    // No automatic seal: the explicit one below is the first.
+    db.set_vector_options(EngineOptions {
+        seal_at: usize::MAX,
+        exact_max_candidates: 1 << 20,
+        ..EngineOptions::default()
+    });
+    db.create_index(&CreateIndex::new(INDEX, DIMS, Metric::Cosine))
+        .unwrap();
+    let ix = db.vectorize(INDEX).unwrap();
+    let namespaces = vec!["a".to_owned(), "b".to_owned()];
+    let rows: Vec<Vector> = (1..=30u64)
+        .map(|i| {
+            Vector::new(format!("v{i}"), vector(i)).with_namespace(&namespaces[i as usize % 2])
+        })
+        .collect();
+    ix.upsert(&rows).unwrap();
+    check(&db, &path, &namespaces, "before the seal");
+    // The first index has id 1 and its vids run 1..=30: the file would be this one.
+    let index_dir = dir.path().join("db.sqlite.vectors").join("1");
+    let blocker = index_dir.join(format!("{:016}-{:016}.seg", 1, 30));
+    std::fs::create_dir_all(blocker.join("occupied")).unwrap();
+    assert!(ix.seal().is_err(), "a seal onto a directory must fail");
+    check(&db, &path, &namespaces, "after the failed seal");
+    std::fs::remove_dir_all(&blocker).unwrap();
+    ix.seal().unwrap();
+    assert!(blocker.is_file(), "the seal wrote its file");
+    check(&db, &path, &namespaces, "after the seal");
+    drop(ix);
+    drop(db);
+    let db = open(&path);
+    check(&db, &path, &namespaces, "after reopen");
+}
