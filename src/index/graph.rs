@@ -97,6 +97,46 @@ pub trait Allow: Sync {
     fn allows(&self, id: u64) -> bool;
 }
 
+/// The visited set of a graph search: an epoch per node, so starting a new search is O(1)
+/// (the marks are cleared only when the epoch wraps). Grows to the largest graph searched.
+#[derive(Debug, Default)]
+pub(crate) struct Visited {
+    marks: Vec<u32>,
+    epoch: u32,
+}
+
+impl Visited {
+    /// Starts a new search over `count` nodes: nothing visited.
+    pub(crate) fn reset(&mut self, count: usize) {
+        if self.marks.len() < count {
+            self.marks.resize(count, 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.marks.fill(0);
+            self.epoch = 1;
+        }
+    }
+
+    /// Whether `node` was visited in this search (out-of-range nodes count as seen).
+    #[inline]
+    pub(crate) fn seen(&self, node: usize) -> bool {
+        self.marks.get(node).is_none_or(|&m| m == self.epoch)
+    }
+
+    /// Marks `node` visited; returns whether it was new (out-of-range nodes count as seen).
+    #[inline]
+    pub(crate) fn visit(&mut self, node: usize) -> bool {
+        match self.marks.get_mut(node) {
+            Some(mark) if *mark != self.epoch => {
+                *mark = self.epoch;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A set of internal ids as a bitmap: one bit per id below its capacity.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdBitset {

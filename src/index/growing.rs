@@ -37,7 +37,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rayon::prelude::*;
 
-use crate::index::graph::Metric;
+use crate::index::graph::{Metric, Visited};
 use crate::index::quant::{dot_i8, prefetch, quantize_into, CodeParams, Estimator};
 
 /// The highest layer a node may be drawn on (16 layers, `0..=15`).
@@ -79,8 +79,7 @@ impl PartialOrd for Near {
 /// the two heaps and a copy of the list being expanded.
 #[derive(Debug, Default)]
 struct Scratch {
-    visited: Vec<u32>,
-    epoch: u32,
+    visited: Visited,
     candidates: BinaryHeap<Reverse<Near>>,
     results: BinaryHeap<Near>,
     list: Vec<u32>,
@@ -88,14 +87,7 @@ struct Scratch {
 
 impl Scratch {
     fn reset(&mut self, count: usize) {
-        if self.visited.len() < count {
-            self.visited.resize(count, 0);
-        }
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.visited.fill(0);
-            self.epoch = 1;
-        }
+        self.visited.reset(count);
         self.candidates.clear();
         self.results.clear();
     }
@@ -103,13 +95,7 @@ impl Scratch {
     /// Marks `node` visited; returns whether it was new (out-of-range nodes count as seen).
     #[inline]
     fn visit(&mut self, node: u32) -> bool {
-        match self.visited.get_mut(node as usize) {
-            Some(mark) if *mark != self.epoch => {
-                *mark = self.epoch;
-                true
-            }
-            _ => false,
-        }
+        self.visited.visit(node as usize)
     }
 }
 

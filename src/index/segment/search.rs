@@ -7,15 +7,14 @@ use std::collections::BinaryHeap;
 use super::format::{CODES, CODE_PARAMS, LAYER0, NONE, UPPER_LINKS, UPPER_OFFSETS};
 use super::SealedSegment;
 use crate::index::exact::TopK;
-use crate::index::graph::{Allow, Hit, Metric};
+use crate::index::graph::{Allow, Hit, Metric, Visited};
 use crate::index::quant::{prefetch, CodeParams, Estimator};
 
 /// Reusable per-thread buffers for [`SealedSegment::search`]: a visited set (an epoch per
 /// node, so clearing is O(1)) and the two heaps. Grows to the largest segment searched.
 #[derive(Debug, Default)]
 pub struct SearchScratch {
-    visited: Vec<u32>,
-    epoch: u32,
+    visited: Visited,
     candidates: BinaryHeap<Reverse<Near>>,
     results: BinaryHeap<Near>,
     sorted: Vec<Hit>,
@@ -29,14 +28,7 @@ impl SearchScratch {
 
     /// Starts a new search over `count` nodes: nothing visited, heaps empty.
     fn reset(&mut self, count: usize) {
-        if self.visited.len() < count {
-            self.visited.resize(count, 0);
-        }
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.visited.fill(0);
-            self.epoch = 1;
-        }
+        self.visited.reset(count);
         self.candidates.clear();
         self.results.clear();
     }
@@ -44,19 +36,13 @@ impl SearchScratch {
     /// Whether `node` was visited in this search (out-of-range nodes count as seen).
     #[inline]
     fn seen(&self, node: usize) -> bool {
-        self.visited.get(node).is_none_or(|&m| m == self.epoch)
+        self.visited.seen(node)
     }
 
     /// Marks `node` visited; returns whether it was new. Out-of-range nodes count as seen.
     #[inline]
     fn visit(&mut self, node: usize) -> bool {
-        match self.visited.get_mut(node) {
-            Some(mark) if *mark != self.epoch => {
-                *mark = self.epoch;
-                true
-            }
-            _ => false,
-        }
+        self.visited.visit(node)
     }
 }
 
