@@ -97,6 +97,38 @@ pub trait Allow: Sync {
     fn allows(&self, id: u64) -> bool;
 }
 
+/// A node of a graph search and its distance, ordered by distance (IEEE total order) then
+/// node, so heaps of them are deterministic; equal exactly when that order says so.
+#[derive(Debug, Clone, Copy)]
+pub struct Near {
+    /// The distance (exact or estimated, as the search computes it).
+    pub distance: f32,
+    /// The node's local index.
+    pub node: u32,
+}
+
+impl Ord for Near {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.distance
+            .total_cmp(&other.distance)
+            .then(self.node.cmp(&other.node))
+    }
+}
+
+impl PartialOrd for Near {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Near {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Near {}
+
 /// The visited set of a graph search: an epoch per node, so starting a new search is O(1)
 /// (the marks are cleared only when the epoch wraps). Grows to the largest graph searched.
 #[derive(Debug, Default)]

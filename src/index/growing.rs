@@ -31,13 +31,13 @@
 //! with the exact `f32` vectors.
 
 use std::cell::RefCell;
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::{Mutex, MutexGuard};
 
 use rayon::prelude::*;
 
-use crate::index::graph::{Metric, Visited};
+use crate::index::graph::{Metric, Near, Visited};
 use crate::index::quant::{dot_i8, prefetch, quantize_into, CodeParams, Estimator};
 
 /// The highest layer a node may be drawn on (16 layers, `0..=15`).
@@ -49,31 +49,6 @@ pub const SERIAL_PREFIX: usize = 1024;
 
 /// Batches of at least this many nodes (after the serial prefix) are inserted on rayon's pool.
 pub const PARALLEL_MIN_BATCH: usize = 64;
-
-/// A node and its (estimated) distance, ordered by distance (IEEE total order) then node.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Near {
-    /// The estimated distance.
-    pub distance: f32,
-    /// The node's local index.
-    pub node: u32,
-}
-
-impl Eq for Near {}
-
-impl Ord for Near {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.distance
-            .total_cmp(&other.distance)
-            .then(self.node.cmp(&other.node))
-    }
-}
-
-impl PartialOrd for Near {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
 
 /// Per-thread buffers of a layer search: a visited set (an epoch per node, cleared in O(1)),
 /// the two heaps and a copy of the list being expanded.
@@ -316,6 +291,28 @@ impl GrowingGraph {
         }
     }
 
+    /// Greedy descent from `entry` (on layer `top`) down to layer `to + 1`: the closest node
+    /// reached, the start of the beam search on layer `to`.
+    fn descend(
+        &self,
+        s: &mut Scratch,
+        dist: &dyn Fn(u32) -> f32,
+        entry: u32,
+        top: u8,
+        to: u8,
+    ) -> Near {
+        let mut list = std::mem::take(&mut s.list);
+        let mut from = Near {
+            distance: dist(entry),
+            node: entry,
+        };
+        for layer in (usize::from(to) + 1..=usize::from(top)).rev() {
+            from = self.greedy(dist, from, layer, &mut list);
+        }
+        s.list = list;
+        from
+    }
+
     /// The best-first search of one layer from `entries`: up to `ef` allowed nodes, closest
     /// first. Walks on while it holds fewer than `ef` allowed nodes, so with a selective
     /// `allow` it visits every node it can reach.
@@ -453,15 +450,7 @@ impl GrowingGraph {
         let dist = |other: u32| self.between(node, other);
         SCRATCH.with(|cell| {
             let mut s = cell.borrow_mut();
-            let mut list = std::mem::take(&mut s.list);
-            let mut from = Near {
-                distance: dist(entry),
-                node: entry,
-            };
-            for layer in (usize::from(level) + 1..=usize::from(top)).rev() {
-                from = self.greedy(&dist, from, layer, &mut list);
-            }
-            s.list = list;
+            let from = self.descend(&mut s, &dist, entry, top, level);
             let mut entries = vec![from];
             for layer in (0..=usize::from(level.min(top))).rev() {
                 let found =
@@ -521,15 +510,7 @@ impl GrowingGraph {
         let dist = |node: u32| estimator.distance(self.code(node), self.params[node as usize]);
         SCRATCH.with(|cell| {
             let mut s = cell.borrow_mut();
-            let mut list = std::mem::take(&mut s.list);
-            let mut from = Near {
-                distance: dist(entry),
-                node: entry,
-            };
-            for layer in (1..=usize::from(top)).rev() {
-                from = self.greedy(&dist, from, layer, &mut list);
-            }
-            s.list = list;
+            let from = self.descend(&mut s, &dist, entry, top, 0);
             self.search_layer(&mut s, &dist, &[from], ef, 0, allow)
         })
     }

@@ -65,10 +65,10 @@ impl WalWatch {
                 self.file.get()?
             }
         };
-        // Copy 0, then copy 1, as SQLite's readers read them (a writer writes copy 1, a
-        // barrier, then copy 0): a read torn by a commit shows as two different copies.
-        let first = read_copy(file, 0)?;
-        let second = read_copy(file, HEADER as u64)?;
+        // Both copies in one read (front to back: copy 0, then copy 1, as SQLite's readers
+        // read them; a writer writes copy 1, a barrier, then copy 0): a read torn by a
+        // commit shows as two different copies.
+        let [first, second] = read_copies(file)?;
         if first != second {
             return None;
         }
@@ -76,19 +76,20 @@ impl WalWatch {
     }
 }
 
-/// Reads one 48-byte header copy at `offset` of the file; `None` when the file is shorter.
-fn read_copy(file: &std::fs::File, offset: u64) -> Option<[u32; 12]> {
-    let mut bytes = [0u8; HEADER];
+/// Reads the two 48-byte header copies at the start of the file in one `pread`; `None`
+/// when the file is shorter.
+fn read_copies(file: &std::fs::File) -> Option<[[u32; 12]; 2]> {
+    let mut bytes = [0u8; 2 * HEADER];
     #[cfg(unix)]
-    std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, offset).ok()?;
+    std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, 0).ok()?;
     // Elsewhere there is no stamp, and every query takes the snapshot path.
     #[cfg(not(unix))]
     {
-        let _ = (file, offset);
+        let _ = file;
         return None;
     }
-    let mut out = [0u32; 12];
-    for (word, chunk) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+    let mut out = [[0u32; 12]; 2];
+    for (word, chunk) in out.iter_mut().flatten().zip(bytes.chunks_exact(4)) {
         *word = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
     }
     Some(out)

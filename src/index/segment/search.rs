@@ -1,13 +1,13 @@
 //! Reading a sealed segment: graph search (on the int8 codes when the file has them, then
 //! exact rescoring), scans of a local range, and exact scoring of given ids.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::format::{CODES, CODE_PARAMS, LAYER0, NONE, UPPER_LINKS, UPPER_OFFSETS};
 use super::SealedSegment;
 use crate::index::exact::TopK;
-use crate::index::graph::{Allow, Hit, Metric, Visited};
+use crate::index::graph::{Allow, Hit, Metric, Near, Visited};
 use crate::index::quant::{prefetch, CodeParams, Estimator};
 
 /// Reusable per-thread buffers for [`SealedSegment::search`]: a visited set (an epoch per
@@ -45,35 +45,6 @@ impl SearchScratch {
         self.visited.visit(node)
     }
 }
-
-/// A node and its distance, ordered by distance (IEEE total order) then node.
-#[derive(Debug, Clone, Copy)]
-struct Near {
-    distance: f32,
-    node: u32,
-}
-
-impl Ord for Near {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.distance
-            .total_cmp(&other.distance)
-            .then(self.node.cmp(&other.node))
-    }
-}
-
-impl PartialOrd for Near {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Near {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Near {}
 
 /// Borrowed, typed views of the sections for one search.
 pub(super) struct Graph<'a> {
